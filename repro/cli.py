@@ -1,0 +1,42 @@
+"""Command line: `python -m repro {lama,superglue,report,data} ...`.
+
+Each subcommand lives in the module that does the work; a module registers itself with
+`register(subparsers)` and sets `func` on its parser. Errors a user can act on (`ReproError`) are printed
+as one line and exit with status 2, never as a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from typing import Optional, Sequence
+
+from repro.errors import ReproError
+
+SUBCOMMANDS = {
+    "lama": "repro.lama",
+    "superglue": "repro.superglue",
+    "report": "repro.report.cli",
+    "data": "repro.data",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m repro", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{" + ",".join(SUBCOMMANDS) + "}")
+    for module_name in SUBCOMMANDS.values():
+        importlib.import_module(module_name).register(sub)
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except ReproError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; finished relations/seeds are kept and a rerun resumes", file=sys.stderr)
+        return 130

@@ -1,0 +1,138 @@
+"""The prompted LM: a backbone whose prompt positions carry a prompt encoder's outputs.
+
+Injection embeds the ids with the backbone's own input-embedding module (some models scale inside it), then
+overwrites the prompt positions with the encoder output: no extra positions, so attention masks and position
+ids stay as the tokenizer made them. Scoring runs the LM head only at the positions read, and for a plain
+linear head only over the candidate ids asked for (the head is most of the cost of a small model).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Optional
+
+import torch
+from torch import nn
+
+from repro.backbone import DTYPES, Backbone
+from repro.batch import Batch
+from repro.ptuning import PromptEncoder
+
+
+class PromptedLM(nn.Module):
+    """Backbone + optional prompt encoder. `train_backbone=False` freezes the LM (only the encoder trains)."""
+
+    def __init__(
+        self,
+        backbone: Backbone,
+        encoder: Optional[PromptEncoder] = None,
+        *,
+        train_backbone: bool = False,
+        dtype: str = "float32",
+    ) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.lm = backbone.model
+        self.encoder = encoder
+        self.train_backbone = train_backbone
+        self.compute_dtype = DTYPES[dtype]
+        self.lm.requires_grad_(train_backbone)
+        # A frozen LM can hold its weights in the compute dtype (fastest); a trained one keeps fp32 master
+        # weights and runs under autocast.
+        self._autocast = train_backbone and self.compute_dtype != torch.float32
+        if not self._autocast:
+            self.lm.to(self.compute_dtype)
+        self._candidate_cache: dict[tuple, tuple[torch.Tensor, Optional[torch.Tensor]]] = {}
+
+    # ---------------------------------------------------------------- parameters
+    def trainable_parameters(self) -> dict[str, list[nn.Parameter]]:
+        """Parameter groups by role: 'encoder' and 'backbone' (each may be empty)."""
+        groups = {"encoder": [], "backbone": []}
+        if self.encoder is not None:
+            groups["encoder"] = [p for p in self.encoder.parameters() if p.requires_grad]
+        if self.train_backbone:
+            groups["backbone"] = [p for p in self.lm.parameters() if p.requires_grad]
+        return groups
+
+    def train(self, mode: bool = True) -> "PromptedLM":
+        super().train(mode)
+        # A frozen LM stays in eval mode (no dropout), as in the paper's frozen-LM experiments.
+        if not self.train_backbone:
+            self.lm.eval()
+        return self
+
+    # ---------------------------------------------------------------- forward
+    def inputs_embeds(self, batch: Batch) -> torch.Tensor:
+        embeds = self.backbone.input_embeddings()(batch.input_ids)
+        is_prompt = batch.prompt_index >= 0
+        if self.encoder is None or not bool(is_prompt.any()):
+            return embeds
+        prompts = self.encoder.prompts().to(embeds.dtype)  # (n_prompt, H), shared by every row
+        gathered = prompts[batch.prompt_index.clamp(min=0)]
+        return torch.where(is_prompt.unsqueeze(-1), gathered, embeds)
+
+    def target_hidden(self, batch: Batch) -> torch.Tensor:
+        """Last hidden states at the target positions, `(B, T, H)`."""
+        with self._precision():
+            kwargs = {"inputs_embeds": self.inputs_embeds(batch), "attention_mask": batch.attention_mask}
+            if self.backbone.uses_token_types:
+                kwargs["token_type_ids"] = batch.token_type_ids
+            if self.backbone.is_causal:
+                kwargs["use_cache"] = False
+            hidden = self.backbone.body()(**kwargs).last_hidden_state
+        rows = torch.arange(hidden.shape[0], device=hidden.device).unsqueeze(1)
+        return hidden[rows, batch.target_positions]
+
+    def target_logits(self, batch: Batch) -> torch.Tensor:
+        """Full-vocabulary logits at the target positions, `(B, T, V)`, in float32."""
+        hidden = self.target_hidden(batch)
+        with self._precision():
+            logits = self.backbone.head()(hidden)
+        return _softcap(logits.float(), self.backbone.config)
+
+    def target_log_probs(self, batch: Batch) -> torch.Tensor:
+        return torch.log_softmax(self.target_logits(batch), dim=-1)
+
+    def candidate_logits(self, batch: Batch, candidate_ids: torch.Tensor) -> torch.Tensor:
+        """Logits of `candidate_ids` (C,) at the target positions, `(B, T, C)`: for argmax within a vocabulary.
+
+        A plain linear head is sliced to the candidates before the matmul; other heads (masked LMs' transform +
+        decoder) run in full and are gathered.
+        """
+        hidden = self.target_hidden(batch)
+        head = self.backbone.head()
+        with self._precision():
+            if isinstance(head, nn.Linear) and _softcap_value(self.backbone.config) is None:
+                weight, bias = self._sliced_head(head, candidate_ids)
+                logits = torch.nn.functional.linear(hidden.to(weight.dtype), weight, bias)
+            else:
+                logits = _softcap(head(hidden), self.backbone.config)[..., candidate_ids]
+        return logits.float()
+
+    def loss(self, batch: Batch) -> torch.Tensor:
+        """Cross-entropy of the gold target ids over the full vocabulary, averaged over target tokens."""
+        log_probs = self.target_log_probs(batch)
+        return torch.nn.functional.nll_loss(log_probs.flatten(0, 1), batch.target_ids.flatten(), ignore_index=-100)
+
+    def _sliced_head(self, head: nn.Linear, candidate_ids: torch.Tensor):
+        key = (candidate_ids.data_ptr(), candidate_ids.numel(), head.weight.data_ptr(), head.weight._version)
+        if key not in self._candidate_cache:
+            self._candidate_cache.clear()
+            weight = head.weight.detach()[candidate_ids]
+            bias = head.bias.detach()[candidate_ids] if head.bias is not None else None
+            self._candidate_cache[key] = (weight, bias)
+        return self._candidate_cache[key]
+
+    def _precision(self):
+        if self._autocast:
+            return torch.autocast(device_type=self.lm.device.type, dtype=self.compute_dtype)
+        return contextlib.nullcontext()
+
+
+def _softcap_value(config) -> Optional[float]:
+    return getattr(config, "final_logit_softcapping", None)
+
+
+def _softcap(logits: torch.Tensor, config) -> torch.Tensor:
+    cap = _softcap_value(config)
+    return logits if cap is None else torch.tanh(logits / cap) * cap

@@ -1,0 +1,90 @@
+"""`PromptEncoder`: turns prompt-token indices into continuous prompt embeddings.
+
+Same modules, state-dict names and numbers as `peft.PromptEncoder`, so weights move between the two:
+- MLP: Linear(d, h) ReLU Linear(h, h) ReLU Linear(h, d).
+- LSTM: bidirectional LSTM (h per direction, `encoder_num_layers` layers) then Linear(2h, 2h) ReLU Linear(2h, d).
+  The paper's LAMA encoder is this with h = d / 2 (see `paper_lstm_config`).
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import torch
+from torch import nn
+
+from repro.ptuning.config import PromptEncoderConfig, PromptEncoderReparameterizationType
+
+
+class PromptEncoder(nn.Module):
+    """Input `(batch, total_virtual_tokens)` indices; output `(batch, total_virtual_tokens, token_dim)`."""
+
+    def __init__(self, config: PromptEncoderConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.token_dim = config.token_dim
+        self.input_size = self.token_dim
+        self.output_size = self.token_dim
+        self.hidden_size = config.encoder_hidden_size
+        self.total_virtual_tokens = config.num_virtual_tokens * (config.num_transformer_submodules or 1)
+        self.encoder_type = config.encoder_reparameterization_type
+
+        self.embedding = nn.Embedding(self.total_virtual_tokens, self.token_dim)
+        if config.inference_mode:
+            return
+        if self.encoder_type == PromptEncoderReparameterizationType.LSTM:
+            self.lstm_head = nn.LSTM(
+                input_size=self.input_size,
+                hidden_size=self.hidden_size,
+                num_layers=config.encoder_num_layers,
+                dropout=config.encoder_dropout,
+                bidirectional=True,
+                batch_first=True,
+            )
+            self.mlp_head = nn.Sequential(
+                nn.Linear(self.hidden_size * 2, self.hidden_size * 2),
+                nn.ReLU(),
+                nn.Linear(self.hidden_size * 2, self.output_size),
+            )
+        else:
+            if config.encoder_num_layers != 2:
+                warnings.warn(
+                    f"for {self.encoder_type.value}, the argument `encoder_num_layers` is ignored. "
+                    "Exactly 2 MLP layers are used.",
+                    stacklevel=2,
+                )
+            self.mlp_head = nn.Sequential(
+                nn.Linear(self.input_size, self.hidden_size),
+                nn.ReLU(),
+                nn.Linear(self.hidden_size, self.hidden_size),
+                nn.ReLU(),
+                nn.Linear(self.hidden_size, self.output_size),
+            )
+
+    def forward(self, indices: torch.Tensor) -> torch.Tensor:
+        embeds = self.embedding(indices)
+        if self.config.inference_mode:
+            return embeds
+        if self.encoder_type == PromptEncoderReparameterizationType.LSTM:
+            return self.mlp_head(self.lstm_head(embeds)[0])
+        return self.mlp_head(embeds)
+
+    def prompts(self) -> torch.Tensor:
+        """All prompt embeddings, `(total_virtual_tokens, token_dim)`: computed once per batch, shared by its rows."""
+        indices = torch.arange(self.total_virtual_tokens, device=self.embedding.weight.device)
+        return self.forward(indices.unsqueeze(0))[0]
+
+
+def paper_lstm_config(num_virtual_tokens: int, token_dim: int, **overrides) -> PromptEncoderConfig:
+    """The paper's LAMA encoder: biLSTM (token_dim/2 per direction, 2 layers, dropout 0) + 2-layer MLP."""
+    settings = dict(
+        num_virtual_tokens=num_virtual_tokens,
+        token_dim=token_dim,
+        num_transformer_submodules=1,
+        encoder_reparameterization_type=PromptEncoderReparameterizationType.LSTM,
+        encoder_hidden_size=max(1, token_dim // 2),
+        encoder_num_layers=2,
+        encoder_dropout=0.0,
+    )
+    settings.update(overrides)
+    return PromptEncoderConfig(**settings)

