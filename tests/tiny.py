@@ -14,6 +14,8 @@ import torch
 
 SPECIALS_BERT = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 TINY = dict(hidden=32, layers=2, heads=2, intermediate=64, positions=512)
+# Larger than the usual 0.02 so that a random tiny model reacts to its inputs (prompt tuning can move it).
+INIT_RANGE = 0.3
 
 
 def corpus(shared_data: Path, limit_per_file: int = 400) -> list[str]:
@@ -70,7 +72,7 @@ def build_bert(directory: Path, texts: list[str]) -> Path:
     config = BertConfig(
         vocab_size=len(tokenizer), hidden_size=TINY["hidden"], num_hidden_layers=TINY["layers"],
         num_attention_heads=TINY["heads"], intermediate_size=TINY["intermediate"],
-        max_position_embeddings=TINY["positions"], pad_token_id=tokenizer.pad_token_id,
+        max_position_embeddings=TINY["positions"], pad_token_id=tokenizer.pad_token_id, initializer_range=INIT_RANGE,
     )
     return _save(BertForMaskedLM(config), tokenizer, directory)
 
@@ -85,7 +87,7 @@ def build_roberta(directory: Path, texts: list[str]) -> Path:
         vocab_size=len(tokenizer), hidden_size=TINY["hidden"], num_hidden_layers=TINY["layers"],
         num_attention_heads=TINY["heads"], intermediate_size=TINY["intermediate"],
         max_position_embeddings=TINY["positions"] + 2, pad_token_id=tokenizer.pad_token_id,
-        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, type_vocab_size=1,
+        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, type_vocab_size=1, initializer_range=INIT_RANGE,
     )
     return _save(RobertaForMaskedLM(config), tokenizer, directory)
 
@@ -104,7 +106,7 @@ def build_albert(directory: Path, texts: list[str]) -> Path:
         vocab_size=len(tokenizer), embedding_size=16, hidden_size=TINY["hidden"],
         num_hidden_layers=TINY["layers"], num_attention_heads=TINY["heads"],
         intermediate_size=TINY["intermediate"], max_position_embeddings=TINY["positions"],
-        pad_token_id=tokenizer.pad_token_id,
+        pad_token_id=tokenizer.pad_token_id, initializer_range=INIT_RANGE,
     )
     return _save(AlbertForMaskedLM(config), tokenizer, directory)
 
@@ -117,7 +119,7 @@ def build_gpt2(directory: Path, texts: list[str]) -> Path:
     torch.manual_seed(0)
     config = GPT2Config(
         vocab_size=len(tokenizer), n_embd=TINY["hidden"], n_layer=TINY["layers"], n_head=TINY["heads"],
-        n_positions=TINY["positions"], bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+        n_positions=TINY["positions"], bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, initializer_range=INIT_RANGE,
     )
     return _save(GPT2LMHeadModel(config), tokenizer, directory)
 
@@ -143,7 +145,7 @@ def build_llama(directory: Path, texts: list[str]) -> Path:
         vocab_size=len(tokenizer), hidden_size=TINY["hidden"], intermediate_size=TINY["intermediate"],
         num_hidden_layers=TINY["layers"], num_attention_heads=TINY["heads"], num_key_value_heads=1,
         max_position_embeddings=TINY["positions"], bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id, tie_word_embeddings=True,
+        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id, tie_word_embeddings=True, initializer_range=INIT_RANGE,
     )
     return _save(LlamaForCausalLM(config), tokenizer, directory)
 
