@@ -1,0 +1,271 @@
+"""The training loop shared by every task: parameter groups, schedule, early stopping on dev, resume.
+
+The loop knows nothing of tasks: it shuffles a list of items, hands batches of them to `loss_fn`, calls
+`evaluate()` (a dev score, higher is better) at every evaluation point, keeps the best trainable state and
+restores it at the end. At each evaluation point it checkpoints everything a resumed run needs (trainable
+weights, optimizer, scheduler, RNG states, position in the data) so that an interrupted run resumes and
+gives the same numbers as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import math
+import random
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Optional, Sequence
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from repro.atomic import atomic_write
+from repro.errors import ConfigError
+
+CHECKPOINT = "train_state.pt"
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation settings. Presets in `repro.lama` / `repro.superglue` fill these from the paper."""
+
+    optimizer: str = field(default="adam", metadata={"help": "adam (LAMA code) or adamw (SuperGLUE code)"})
+    lr_encoder: float = field(default=1e-5, metadata={"help": "learning rate of the prompt encoder"})
+    lr_backbone: float = field(default=1e-5, metadata={"help": "learning rate of the LM when it is trained"})
+    weight_decay: float = field(default=0.0, metadata={"help": "weight decay (not applied to LM biases/norms)"})
+    adam_eps: float = field(default=1e-8, metadata={"help": "Adam epsilon"})
+    schedule: str = field(default="constant", metadata={"help": "constant | exponential (per epoch) | linear"})
+    gamma: float = field(default=0.98, metadata={"help": "ExponentialLR decay per epoch"})
+    warmup_ratio: float = field(default=0.0, metadata={"help": "linear schedule: share of steps warming up"})
+    batch_size: int = field(default=8, metadata={"help": "examples per optimizer step"})
+    max_epochs: Optional[int] = field(default=None, metadata={"help": "stop after this many epochs"})
+    max_steps: Optional[int] = field(default=None, metadata={"help": "stop after this many optimizer steps"})
+    eval_every_steps: Optional[int] = field(default=None, metadata={"help": "evaluate every N steps (None: per epoch)"})
+    patience: Optional[int] = field(default=None, metadata={"help": "stop after N evaluations without dev gain"})
+    max_grad_norm: Optional[float] = field(default=None, metadata={"help": "gradient clipping (None: off)"})
+    seed: int = field(default=34, metadata={"help": "seed of data order, dropout and initialisation"})
+
+    def __post_init__(self) -> None:
+        if self.optimizer not in ("adam", "adamw"):
+            raise ConfigError(f"unknown optimizer {self.optimizer!r}; valid: adam, adamw")
+        if self.schedule not in ("constant", "exponential", "linear"):
+            raise ConfigError(f"unknown schedule {self.schedule!r}; valid: constant, exponential, linear")
+        if self.max_epochs is None and self.max_steps is None:
+            raise ConfigError("set max_epochs or max_steps")
+        if self.batch_size <= 0:
+            raise ConfigError(f"batch_size must be positive, got {self.batch_size}")
+
+    def fingerprint(self) -> str:
+        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:16]
+
+
+@dataclass
+class TrainOutcome:
+    best_score: float
+    best_step: int
+    best_epoch: int
+    steps: int
+    epochs_run: int
+    stopped_early: bool
+    history: list[dict[str, Any]]
+    resumed_from_step: int = 0
+
+
+def set_seed(seed: int) -> None:
+    """One seed for python, numpy and torch: same seed, same numbers on CPU."""
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    torch.manual_seed(seed)
+
+
+def build_optimizer(groups: dict[str, list[torch.nn.Parameter]], named: dict[str, torch.nn.Parameter],
+                    config: TrainConfig) -> torch.optim.Optimizer:
+    """Two learning rates (encoder, LM); LM biases and norm weights get no weight decay, as in PET's code."""
+    no_decay_ids = {id(p) for name, p in named.items() if _is_no_decay(name, p)}
+    param_groups = []
+    if groups.get("encoder"):
+        param_groups.append({"params": groups["encoder"], "lr": config.lr_encoder, "weight_decay": config.weight_decay,
+                             "name": "encoder"})
+    backbone = groups.get("backbone") or []
+    decay = [p for p in backbone if id(p) not in no_decay_ids]
+    no_decay = [p for p in backbone if id(p) in no_decay_ids]
+    if decay:
+        param_groups.append({"params": decay, "lr": config.lr_backbone, "weight_decay": config.weight_decay,
+                             "name": "backbone"})
+    if no_decay:
+        param_groups.append({"params": no_decay, "lr": config.lr_backbone, "weight_decay": 0.0,
+                             "name": "backbone-no-decay"})
+    if not param_groups:
+        raise ConfigError("nothing to train: the method trains neither a prompt encoder nor the LM")
+    cls = torch.optim.Adam if config.optimizer == "adam" else torch.optim.AdamW
+    return cls(param_groups, eps=config.adam_eps)
+
+
+def _is_no_decay(name: str, param: torch.nn.Parameter) -> bool:
+    lowered = name.lower()
+    return param.ndim < 2 or lowered.endswith("bias") or "norm" in lowered
+
+
+def _scheduler(optimizer, config: TrainConfig, total_steps: int):
+    if config.schedule == "linear":
+        warmup = int(config.warmup_ratio * total_steps)
+
+        def factor(step: int) -> float:
+            if step < warmup:
+                return (step + 1) / max(1, warmup)
+            return max(0.0, (total_steps - step) / max(1, total_steps - warmup))
+
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+    if config.schedule == "exponential":
+        return torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=config.gamma)
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
+
+
+def train(
+    model: torch.nn.Module,
+    items: Sequence[Any],
+    loss_fn: Callable[[list[Any]], torch.Tensor],
+    evaluate: Callable[[], float],
+    config: TrainConfig,
+    *,
+    checkpoint_dir: Optional[Path] = None,
+    desc: str = "train",
+    quiet: bool = False,
+) -> TrainOutcome:
+    """Train `model.trainable_parameters()` on `items`; restore the best-dev state before returning."""
+    if not items:
+        raise ConfigError(f"{desc}: no training examples")
+    steps_per_epoch = math.ceil(len(items) / config.batch_size)
+    total_steps = config.max_steps or steps_per_epoch * config.max_epochs
+    if config.max_epochs is not None:
+        total_steps = min(total_steps, steps_per_epoch * config.max_epochs)
+    groups = model.trainable_parameters()
+    optimizer = build_optimizer(groups, dict(model.named_parameters()), config)
+    scheduler = _scheduler(optimizer, config, total_steps)
+    trainable = [p for ps in groups.values() for p in ps]
+
+    state = _LoopState()
+    ckpt = Path(checkpoint_dir) / CHECKPOINT if checkpoint_dir else None
+    if ckpt is not None and ckpt.is_file():
+        state = _restore(ckpt, model, optimizer, scheduler, config)
+    resumed_from = state.step
+    if state.step == 0:
+        set_seed(config.seed)
+
+    bar = tqdm(total=total_steps, initial=state.step, desc=desc, disable=quiet, leave=False, unit="step")
+    while state.step < total_steps and not state.stopped_early:
+        order = torch.randperm(len(items), generator=torch.Generator().manual_seed(config.seed * 1000 + state.epoch))
+        batches = [order[i : i + config.batch_size].tolist() for i in range(0, len(items), config.batch_size)]
+        while state.batch_in_epoch < len(batches) and state.step < total_steps:
+            model.train()
+            optimizer.zero_grad(set_to_none=True)
+            loss = loss_fn([items[i] for i in batches[state.batch_in_epoch]])
+            loss.backward()
+            if config.max_grad_norm:
+                torch.nn.utils.clip_grad_norm_(trainable, config.max_grad_norm)
+            optimizer.step()
+            if config.schedule == "linear":
+                scheduler.step()
+            state.step += 1
+            state.batch_in_epoch += 1
+            state.last_loss = float(loss.detach())
+            bar.update(1)
+            bar.set_postfix(loss=f"{state.last_loss:.3f}", best=f"{state.best_score:.2f}")
+            end_of_epoch = state.batch_in_epoch == len(batches)
+            due = (config.eval_every_steps and state.step % config.eval_every_steps == 0) or (
+                not config.eval_every_steps and end_of_epoch
+            )
+            if end_of_epoch:
+                state.epoch += 1
+                state.batch_in_epoch = 0
+                if config.schedule == "exponential":
+                    scheduler.step()
+            if due or state.step == total_steps:
+                _evaluate_point(state, model, evaluate, config)
+                if ckpt is not None:
+                    _save(ckpt, state, model, optimizer, scheduler, config)
+            if state.stopped_early or end_of_epoch:
+                break
+    bar.close()
+    if state.best_state is not None:
+        _load_trainable(model, state.best_state)
+    return TrainOutcome(
+        best_score=state.best_score, best_step=state.best_step, best_epoch=state.best_epoch, steps=state.step,
+        epochs_run=state.epoch, stopped_early=state.stopped_early, history=state.history,
+        resumed_from_step=resumed_from,
+    )
+
+
+@dataclass
+class _LoopState:
+    step: int = 0
+    epoch: int = 0
+    batch_in_epoch: int = 0
+    best_score: float = -math.inf
+    best_step: int = 0
+    best_epoch: int = 0
+    evals_without_gain: int = 0
+    stopped_early: bool = False
+    last_loss: float = math.nan
+    history: list = field(default_factory=list)
+    best_state: Optional[dict] = None
+
+
+def _evaluate_point(state: _LoopState, model, evaluate, config: TrainConfig) -> None:
+    model.eval()
+    with torch.no_grad():
+        score = float(evaluate())
+    state.history.append({"step": state.step, "epoch": state.epoch, "dev": score, "loss": state.last_loss})
+    if score > state.best_score:
+        state.best_score, state.best_step, state.best_epoch = score, state.step, state.epoch
+        state.evals_without_gain = 0
+        state.best_state = _trainable_state(model)
+    else:
+        state.evals_without_gain += 1
+        if config.patience is not None and state.evals_without_gain >= config.patience:
+            state.stopped_early = True
+
+
+def _trainable_state(model) -> dict[str, torch.Tensor]:
+    keep = {id(p) for ps in model.trainable_parameters().values() for p in ps}
+    return {name: p.detach().clone() for name, p in model.named_parameters() if id(p) in keep}
+
+
+def _load_trainable(model, tensors: dict[str, torch.Tensor]) -> None:
+    params = dict(model.named_parameters())
+    with torch.no_grad():
+        for name, value in tensors.items():
+            params[name].copy_(value)
+
+
+def _save(path: Path, state: _LoopState, model, optimizer, scheduler, config: TrainConfig) -> None:
+    payload = {
+        "fingerprint": config.fingerprint(),
+        "loop": {k: v for k, v in vars(state).items() if k != "best_state"},
+        "best_state": state.best_state,
+        "trainable": _trainable_state(model),
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+        "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()},
+    }
+    atomic_write(path, lambda p: torch.save(payload, p))
+
+
+def _restore(path: Path, model, optimizer, scheduler, config: TrainConfig) -> _LoopState:
+    payload = torch.load(path, map_location="cpu", weights_only=False)
+    if payload["fingerprint"] != config.fingerprint():
+        raise ConfigError(
+            f"{path} was written with other training settings; delete it (or the run folder) to start over"
+        )
+    _load_trainable(model, payload["trainable"])
+    optimizer.load_state_dict(payload["optimizer"])
+    scheduler.load_state_dict(payload["scheduler"])
+    torch.set_rng_state(payload["rng"]["torch"])
+    np.random.set_state(payload["rng"]["numpy"])
+    random.setstate(payload["rng"]["python"])
+    state = _LoopState(**payload["loop"])
+    state.best_state = copy.deepcopy(payload["best_state"])
+    return state

@@ -1,0 +1,113 @@
+"""The shared training loop: early stopping, best-state restore, and resume giving identical numbers."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from repro.batch import collate, pad_id_of
+from repro.errors import ConfigError
+from repro.model import PromptedLM
+from repro.ptuning import PromptEncoder, paper_lstm_config
+from repro.template import Template, word_token_ids
+from repro.train import CHECKPOINT, TrainConfig, set_seed, train
+
+FACTS = [("Paris", "France"), ("Rome", "Italy"), ("Moscow", "Russia"), ("Berlin", "Germany"),
+         ("Madrid", "Spain"), ("Lisbon", "Portugal"), ("Vienna", "Austria"), ("Athens", "Greece"),
+         ("Dublin", "Ireland"), ("Oslo", "Norway"), ("Warsaw", "Poland")]
+
+
+class Interrupt(Exception):
+    pass
+
+
+def _setup(load_tiny, name="gpt2", dropout=0.1):
+    backbone = load_tiny(name)
+    template = Template.parse((2, 2) if backbone.is_causal else (2, 2, 2), masked=not backbone.is_causal)
+    set_seed(7)
+    encoder = PromptEncoder(paper_lstm_config(template.num_prompt_tokens, backbone.hidden_size, encoder_dropout=dropout))
+    model = PromptedLM(backbone, encoder)
+    tok = backbone.tokenizer
+    items = [template.render(tok, {"sub": s}, causal=backbone.is_causal,
+                             target_ids=word_token_ids(tok, o, space_before=True)[:1]) for s, o in FACTS]
+    pad = pad_id_of(tok)
+
+    def loss_fn(batch_items):
+        return model.loss(collate(batch_items, pad))
+
+    def evaluate():
+        with torch.no_grad():
+            return -float(model.loss(collate(items, pad)))
+
+    return model, items, loss_fn, evaluate
+
+
+CONFIG = dict(optimizer="adam", lr_encoder=3e-3, weight_decay=5e-4, schedule="exponential", gamma=0.9,
+              batch_size=4, max_epochs=6, patience=20, seed=11)
+
+
+def test_resume_after_interruption_gives_identical_results(load_tiny, tmp_path):
+    config = TrainConfig(**CONFIG)
+    model, items, loss_fn, evaluate = _setup(load_tiny)
+    straight = train(model, items, loss_fn, evaluate, config, quiet=True)
+    straight_weights = {k: v.clone() for k, v in model.encoder.state_dict().items()}
+
+    model, items, loss_fn, evaluate = _setup(load_tiny)
+    calls = {"n": 0}
+
+    def flaky(batch_items):
+        calls["n"] += 1
+        if calls["n"] == 8:  # mid-epoch, after two epoch checkpoints (3 steps per epoch)
+            raise Interrupt()
+        return loss_fn(batch_items)
+
+    with pytest.raises(Interrupt):
+        train(model, items, flaky, evaluate, config, checkpoint_dir=tmp_path, quiet=True)
+    assert (tmp_path / CHECKPOINT).is_file()
+
+    model, items, loss_fn, evaluate = _setup(load_tiny)  # a new process: fresh model and weights
+    resumed = train(model, items, loss_fn, evaluate, config, checkpoint_dir=tmp_path, quiet=True)
+    assert resumed.resumed_from_step == 6
+    assert resumed.history == straight.history
+    assert (resumed.best_score, resumed.best_step, resumed.steps) == (straight.best_score, straight.best_step, straight.steps)
+    for key, value in model.encoder.state_dict().items():
+        assert torch.equal(value, straight_weights[key]), key
+
+
+def test_early_stopping_and_best_state_restore(load_tiny):
+    model, items, loss_fn, evaluate = _setup(load_tiny, dropout=0.0)
+    scores = iter([1.0, 3.0, 2.0, 2.5, 0.0, 5.0])
+    seen = []
+
+    def scripted_eval():
+        seen.append({k: v.clone() for k, v in model.encoder.state_dict().items()})
+        return next(scores)
+
+    outcome = train(model, items, loss_fn, scripted_eval, TrainConfig(**{**CONFIG, "patience": 3}), quiet=True)
+    assert outcome.stopped_early and len(outcome.history) == 5
+    assert (outcome.best_score, outcome.best_epoch, outcome.best_step) == (3.0, 2, 6)
+    for key, value in model.encoder.state_dict().items():
+        assert torch.equal(value, seen[1][key])
+
+
+def test_step_based_evaluation_and_linear_schedule(load_tiny):
+    model, items, loss_fn, evaluate = _setup(load_tiny)
+    config = TrainConfig(optimizer="adamw", lr_encoder=1e-3, schedule="linear", warmup_ratio=0.2, batch_size=2,
+                         max_steps=10, eval_every_steps=4, max_grad_norm=1.0, seed=3)
+    outcome = train(model, items, loss_fn, evaluate, config, quiet=True)
+    assert [h["step"] for h in outcome.history] == [4, 8, 10] and outcome.steps == 10
+
+
+def test_changed_settings_refuse_to_resume(load_tiny, tmp_path):
+    model, items, loss_fn, evaluate = _setup(load_tiny)
+    train(model, items, loss_fn, evaluate, TrainConfig(**{**CONFIG, "max_epochs": 1}), checkpoint_dir=tmp_path, quiet=True)
+    with pytest.raises(ConfigError, match="other training settings"):
+        train(model, items, loss_fn, evaluate, TrainConfig(**{**CONFIG, "max_epochs": 2, "lr_encoder": 1.0}),
+              checkpoint_dir=tmp_path, quiet=True)
+
+
+def test_bad_training_configs():
+    with pytest.raises(ConfigError, match="valid: adam, adamw"):
+        TrainConfig(optimizer="sgd", max_epochs=1)
+    with pytest.raises(ConfigError, match="max_epochs or max_steps"):
+        TrainConfig()
