@@ -1,0 +1,64 @@
+"""`python -m repro report`: compare results/ with the paper's tables (markdown, CSV, PNG, REPRODUCING.md)."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from pathlib import Path
+
+
+def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser(
+        "report",
+        help="compare results with the paper's tables: markdown/CSV tables, PNG plots, REPRODUCING.md",
+        description=__doc__,
+    )
+    parser.add_argument("--results", type=Path, default=Path("results"),
+                        help="directory searched for result JSON files (default: results)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="where tables/ and plots/ are written (default: the results directory)")
+    parser.add_argument("--tolerance", type=float, default=1.0,
+                        help="a cell is reproduced when |ours - paper| <= this many points (default: 1.0)")
+    parser.add_argument("--reproducing", type=Path, default=Path("REPRODUCING.md"),
+                        help="markdown file whose report sections are regenerated (default: REPRODUCING.md)")
+    parser.add_argument("--no-reproducing", action="store_true", help="leave REPRODUCING.md alone")
+    parser.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
+    parser.set_defaults(func=run)
+    return parser
+
+
+def command_line(args: argparse.Namespace) -> str:
+    """The command as a user would retype it, for the generated REPRODUCING.md section."""
+    parts = ["python", "-m", "repro", "report", "--results", str(args.results)]
+    if args.out is not None:
+        parts += ["--out", str(args.out)]
+    parts += ["--tolerance", f"{args.tolerance:g}"]
+    if not args.no_reproducing:
+        parts += ["--reproducing", str(args.reproducing)]
+    if args.no_plots:
+        parts.append("--no-plots")
+    return shlex.join(parts)
+
+
+def run(args: argparse.Namespace) -> int:
+    from repro.report.build import ReportOptions, build_report  # pandas and matplotlib only when reporting
+
+    options = ReportOptions(
+        results=args.results, out=args.out, tolerance=args.tolerance,
+        reproducing=None if args.no_reproducing else args.reproducing, plots=not args.no_plots,
+        command=command_line(args),
+    )
+    report = build_report(options)
+    for problem in report.results.problems:
+        print(f"warning: skipped {problem}", file=sys.stderr)
+    print("\n".join(line for line in report.lines if not line.startswith("skipped: ")))
+    written = f"Wrote {len(report.tables)} table file(s) to {options.out_dir / 'tables'}"
+    if options.plots:
+        written += f", {len(report.plots)} plot(s) to {options.out_dir / 'plots'}"
+    if report.reproducing is not None:
+        written += f", report sections of {report.reproducing}"
+    if report.removed:
+        written += f"; removed {len(report.removed)} out-of-date file(s): {', '.join(p.name for p in report.removed)}"
+    print(written)
+    return 0
