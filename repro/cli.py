@@ -22,16 +22,20 @@ SUBCOMMANDS = {
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: Optional[str] = None) -> argparse.ArgumentParser:
+    """All subcommands, or only `only` (imports just the module that runs: `report` needs no torch)."""
     parser = argparse.ArgumentParser(prog="python -m repro", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, metavar="{" + ",".join(SUBCOMMANDS) + "}")
-    for module_name in SUBCOMMANDS.values():
-        importlib.import_module(module_name).register(sub)
+    for name, module_name in SUBCOMMANDS.items():
+        if only is None or name == only:
+            importlib.import_module(module_name).register(sub)
     return parser
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    chosen = argv[0] if argv and argv[0] in SUBCOMMANDS else None
+    args = build_parser(chosen).parse_args(argv)
     try:
         return int(args.func(args) or 0)
     except ReproError as err:
