@@ -39,19 +39,6 @@ from repro.template import Rendered, Template
 from repro.train import TrainConfig, set_seed, train
 from tasks import lama as lama_data
 
-# The 29k/34k files are keyed by model family; these backbones use the authors' list for their tokenizer.
-VOCAB_KEYS = {
-    "bert-base-cased": "bert-base-cased",
-    "bert-large-cased": "bert-large-cased",
-    "roberta-base": "roberta-large",
-    "roberta-large": "roberta-large",
-    "gpt2": "gpt2-xl",
-    "gpt2-medium": "gpt2-xl",
-    "gpt2-large": "gpt2-xl",
-    "gpt2-xl": "gpt2-xl",
-}
-
-
 @dataclass(frozen=True)
 class Preset:
     """A named schedule. `paper`: the authors' LAMA settings. `cpu`: fits 41 relations, MP and P-tuning,
@@ -98,6 +85,7 @@ class LamaConfig:
     max_train: Optional[int] = field(default=-1, metadata={"help": "train facts per relation (-1: preset's)"})
     max_dev: Optional[int] = field(default=-1, metadata={"help": "dev facts per relation (-1: preset's)"})
     eval_batch_size: int = field(default=0, metadata={"help": "evaluation batch size (0: preset's)"})
+    backbone_kind: str = field(default="", metadata={"help": "masked | causal: filled in from the loaded backbone"})
 
     def __post_init__(self) -> None:
         get_method(self.method, LAMA_METHODS)
@@ -167,9 +155,10 @@ def run_lama(
     relations = lama_data.get_relations(root, config.relations)
     method = get_method(config.method, LAMA_METHODS)
     backbone = backbone or load_backbone(config.backbone)
+    config.backbone_kind = "causal" if backbone.is_causal else "masked"
     model = PromptedLM(backbone, None, train_backbone=method.trains_backbone, dtype=config.dtype)
     pristine = copy.deepcopy(backbone.model.state_dict()) if method.trains_backbone else None
-    vocab_key = config.vocab_key or VOCAB_KEYS.get(backbone.name)
+    vocab_key = config.vocab_key or lama_data.matching_vocab_key(root, config.vocab, backbone.tokenizer)
     vocab = lama_data.allowed_vocab(root, config.vocab, backbone.tokenizer, tokenizer_key=vocab_key, space_before=True)
     out_dir = output_dir(results_root, backbone.name, config)
     runs_dir = runs_root / "lama" / backbone.name / f"{config.method}-{config.vocab}"
@@ -236,6 +225,7 @@ def _run_relation(relation, model: PromptedLM, method: Method, vocab, root: Path
         "schema": "repro.lama.relation/1",
         "config": config.to_dict(),
         "config_fingerprint": config.fingerprint(),
+        "backbone_name": backbone.name,
         "relation": relation.id,
         "relation_label": relation.label,
         "template": str(template),
@@ -317,6 +307,7 @@ def _summary(per_relation: dict[str, dict[str, Any]], config: LamaConfig, backbo
     return record.stamp({
         "schema": "repro.lama.summary/1",
         "config": config.to_dict(),
+        "backbone_name": backbone.name,
         "backbone_source": backbone.source,
         "macro_p_at_1": summary_metrics["macro_p_at_1"],
         "micro_p_at_1": summary_metrics["micro_p_at_1"],

@@ -232,6 +232,19 @@ def allowed_vocab(
     )
 
 
+def matching_vocab_key(root: PathLike, strategy: str, tokenizer) -> Optional[str]:
+    """The key of the strategy's file whose token list this tokenizer holds entirely (e.g. `gpt2-xl` for any
+    GPT-2 tokenizer, `bert-base-cased` for BERT's cased vocabulary), else None. Decided from the vocabulary
+    itself, never from the model's name; `full` has no file and no key."""
+    if strategy not in VOCAB_FILES:
+        return None
+    vocab = tokenizer.get_vocab()
+    for key, tokens in load_vocab_file(root, strategy).items():
+        if all(t in vocab for t in tokens):
+            return key
+    return None
+
+
 def _keyed_vocab(strategy: str, tokens: list[str], tokenizer, key: str) -> AllowedVocab:
     """The authors' way: the file's token list for this model family, looked up in the tokenizer's vocabulary."""
     vocab = tokenizer.get_vocab()

@@ -155,8 +155,8 @@ def _parse_lama(path: Path, display: str, data: dict[str, Any]) -> Result:
     reasons = reasons or notes
     return Result(
         path=Path(path), display=display, kind="lama",
-        backbone=canonical_backbone(_get(data, "config.backbone", str)),
-        backbone_name=config["backbone"], backbone_kind=_backbone_kind(data),
+        backbone=canonical_backbone(_backbone_name(data)),
+        backbone_name=_backbone_name(data), backbone_kind=_backbone_kind(data),
         method=_get(data, "config.method", str), setting=vocab, task="lama", metrics=metrics,
         preset=str(config.get("preset") or ""), n_seeds=1, partial=partial, partial_reasons=_reasons(partial, reasons), notes=notes,
         relations=relations, **_provenance(data),
@@ -182,8 +182,8 @@ def _parse_superglue(path: Path, display: str, data: dict[str, Any]) -> Result:
     n_eval = data.get("n_eval")
     return Result(
         path=Path(path), display=display, kind="superglue",
-        backbone=canonical_backbone(_get(data, "config.backbone", str)),
-        backbone_name=config["backbone"], backbone_kind=_backbone_kind(data),
+        backbone=canonical_backbone(_backbone_name(data)),
+        backbone_name=_backbone_name(data), backbone_kind=_backbone_kind(data),
         method=_get(data, "config.method", str), setting=setting, task=task, metrics=mean, std=std,
         preset=str(config.get("preset") or ""), n_seeds=n_seeds, partial=partial, partial_reasons=_reasons(partial, notes), notes=notes,
         eval_split=str(data.get("eval_split") or ""), n_eval=n_eval if isinstance(n_eval, int) else None,
@@ -229,6 +229,12 @@ def _notes(data: dict[str, Any]) -> tuple[str, ...]:
     if not isinstance(notes, list):
         raise _Invalid("field 'notes' is not a list")
     return tuple(str(n) for n in notes)
+
+
+def _backbone_name(data: dict[str, Any]) -> str:
+    """The short name the run filed its results under (`backbone_name`); else what `--backbone` was given."""
+    name = data.get("backbone_name")
+    return name if isinstance(name, str) and name else _get(data, "config.backbone", str)
 
 
 def _backbone_kind(data: dict[str, Any]) -> Optional[str]:

@@ -1,0 +1,138 @@
+"""LAMA end to end on tiny backbones and the real LAMA files: results, resume, errors, templates."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from repro import lama
+from repro.cli import main
+from repro.errors import DataError
+from repro.lama import LamaConfig, PRESETS, method_template, ptuning_template, run_lama
+from repro.methods import LAMA_METHODS
+from repro.template import Template
+from tasks import lama as lama_data
+
+RELATIONS = ["P101", "P1376"]
+TINY_TRAIN = replace(PRESETS["cpu"].train, max_steps=4, eval_every_steps=2, batch_size=4, lr_encoder=1e-2)
+
+
+def _config(method: str, **kwargs) -> LamaConfig:
+    return LamaConfig(method=method, relations=RELATIONS, train=TINY_TRAIN, max_train=16, max_dev=8,
+                      dtype="float32", eval_batch_size=16, **kwargs)
+
+
+def _run(load_tiny, name, config, shared_data, tmp_path, **kwargs):
+    return run_lama(config, root=shared_data, results_root=tmp_path / "results", runs_root=tmp_path / "runs",
+                    backbone=load_tiny(name), quiet=True, **kwargs)
+
+
+def test_paper_templates_for_masked_and_causal(load_tiny, shared_data):
+    bert, gpt2 = load_tiny("bert"), load_tiny("gpt2")
+    assert ptuning_template(bert, _config("ptuning")).parts == Template.parse((3, "sub", 3, "obj", 3)).parts
+    assert ptuning_template(gpt2, _config("ptuning")).parts == Template.parse((3, "sub", 3, "obj")).parts
+    code = ptuning_template(bert, _config("ptuning", mask_order="code"))
+    assert str(code) == "[P*3] [MASK] [P*3] {sub} [P*3]"
+    relation = lama_data.get_relations(shared_data, ["P36"])[0]
+    manual = method_template(LAMA_METHODS["mp"], relation, gpt2, _config("mp"))
+    assert str(manual) == "The capital of {sub} is [MASK] ."
+    # rendered for the causal LM: the manual prompt up to the object, read at its last token
+    tok = gpt2.tokenizer
+    r = manual.render(tok, {"sub": "France"}, causal=True, target_ids=[5])
+    assert r.input_ids == tok("The capital of France is", add_special_tokens=False)["input_ids"]
+    assert r.target_positions == [len(r.input_ids) - 1]
+
+
+@pytest.mark.parametrize("name", ["gpt2", "bert"])
+@pytest.mark.parametrize("method", ["mp", "ptuning", "ft", "mp+ft"])
+def test_methods_write_relation_files_and_a_summary(load_tiny, shared_data, tmp_path, name, method):
+    summary = _run(load_tiny, name, _config(method), shared_data, tmp_path)
+    out = tmp_path / "results" / "lama" / name / f"{method}-29k"
+    assert {p.name for p in out.iterdir()} == {"P101.json", "P1376.json", "summary.json"}
+    on_disk = json.loads((out / "summary.json").read_text())
+    assert on_disk["macro_p_at_1"] == summary["macro_p_at_1"]
+    assert on_disk["config"]["backbone_kind"] == ("causal" if name == "gpt2" else "masked")
+    assert on_disk["command"] and on_disk["environment"]["packages"]["torch"] and on_disk["wall_time_s"] >= 0
+    vocab = lama_data.allowed_vocab(shared_data, "29k", load_tiny(name).tokenizer, space_before=True)
+    for rel in RELATIONS:
+        kept, dropped = lama_data.filter_facts(lama_data.load_facts(shared_data, rel, "test"), vocab)
+        entry = on_disk["relations"][rel]
+        assert (entry["kept"], entry["dropped"]) == (len(kept), len(dropped))
+        assert entry["partial"] == (rel == "P1376")  # P1376's test file is rebuilt (PARTIAL.tsv)
+        per_rel = json.loads((out / f"{rel}.json").read_text())
+        assert 0.0 <= per_rel["p_at_1"] <= 100.0 and per_rel["correct"] <= per_rel["kept"]
+        assert ("training" in per_rel) == (method != "mp")
+    correct = sum(json.loads((out / f"{r}.json").read_text())["correct"] for r in RELATIONS)
+    assert summary["micro_p_at_1"] == pytest.approx(100 * correct / summary["n_facts"])
+
+
+def test_relations_without_training_data_are_skipped_with_the_reason(load_tiny, shared_data, tmp_path):
+    config = replace(_config("ptuning"), relations=["P47", "P101"])
+    summary = _run(load_tiny, "gpt2", config, shared_data, tmp_path)
+    assert summary["relations"]["P47"]["p_at_1"] is None
+    assert "cannot train without train and dev" in summary["relations"]["P47"]["skipped"]
+    assert summary["n_relations"] == 1 and any("P47" in n for n in summary["notes"])
+
+
+class Interrupted(Exception):
+    pass
+
+
+def test_interrupted_run_resumes_with_identical_results(load_tiny, shared_data, tmp_path, monkeypatch):
+    straight = _run(load_tiny, "gpt2", _config("ptuning"), shared_data, tmp_path / "straight")
+
+    real_train = lama.train
+    calls = {"n": 0}
+
+    def interrupting_train(model, items, loss_fn, evaluate, config, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:  # second relation: stop after its first checkpoint
+            def flaky(batch, seen={"n": 0}):
+                seen["n"] += 1
+                if seen["n"] == 3:
+                    raise Interrupted()
+                return loss_fn(batch)
+            return real_train(model, items, flaky, evaluate, config, **kwargs)
+        return real_train(model, items, loss_fn, evaluate, config, **kwargs)
+
+    monkeypatch.setattr(lama, "train", interrupting_train)
+    with pytest.raises(Interrupted):
+        _run(load_tiny, "gpt2", _config("ptuning"), shared_data, tmp_path / "resumed")
+    out = tmp_path / "resumed" / "results" / "lama" / "gpt2" / "ptuning-29k"
+    assert (out / "P101.json").is_file() and not (out / "P1376.json").exists() and not (out / "summary.json").exists()
+    assert (tmp_path / "resumed" / "runs" / "lama" / "gpt2" / "ptuning-29k" / "P1376" / "train_state.pt").is_file()
+    monkeypatch.setattr(lama, "train", real_train)
+
+    first_done = (out / "P101.json").read_text()
+    resumed = _run(load_tiny, "gpt2", _config("ptuning"), shared_data, tmp_path / "resumed")
+    assert (out / "P101.json").read_text() == first_done  # a finished relation is not recomputed
+    for rel in RELATIONS:
+        assert resumed["relations"][rel] == straight["relations"][rel]
+    assert resumed["macro_p_at_1"] == straight["macro_p_at_1"]
+    a = json.loads((out / "P1376.json").read_text())["training"]
+    b = json.loads((tmp_path / "straight" / "results" / "lama" / "gpt2" / "ptuning-29k" / "P1376.json").read_text())["training"]
+    assert a["history"] == b["history"] and a["best_step"] == b["best_step"]
+
+
+def test_missing_data_root_names_the_fetch_command(tmp_path, capsys):
+    code = main(["lama", "--data-root", str(tmp_path / "nowhere"), "--relations", "P17", "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2 and "fetch" in err and "Traceback" not in err
+
+
+def test_corrupt_fact_line_is_named_with_file_and_line(load_tiny, shared_data, tmp_path):
+    root = tmp_path / "data"
+    shutil.copytree(shared_data / "lama", root / "lama")
+    shutil.copy(shared_data / "PARTIAL.tsv", root / "PARTIAL.tsv")
+    test_file = root / "lama" / "fact-retrieval" / "original" / "P36" / "test.jsonl"
+    lines = test_file.read_text().splitlines()
+    lines[4] = lines[4].replace('"obj_label"', '"object"')
+    test_file.write_text("\n".join(lines) + "\n")
+    with pytest.raises(DataError, match=r"P36/test\.jsonl:5: missing field 'obj_label'"):
+        run_lama(replace(_config("mp"), relations=["P36"]), root=root, results_root=tmp_path / "r", runs_root=tmp_path / "x",
+                 backbone=load_tiny("gpt2"), quiet=True)
+    assert not (tmp_path / "r" / "lama" / "gpt2" / "mp-29k").exists()
