@@ -16,6 +16,7 @@ from repro.errors import ReproError
 
 SUBCOMMANDS = {
     "lama": "repro.lama",
+    "lama-table": "repro.lama_table",
     "superglue": "repro.superglue",
     "report": "repro.report.cli",
     "data": "repro.data",
