@@ -42,7 +42,13 @@ class PromptedLM(nn.Module):
         self._autocast = train_backbone and self.compute_dtype != torch.float32
         if not self._autocast:
             self.lm.to(self.compute_dtype)
+        if encoder is not None:
+            encoder.to(self.lm.device)
         self._candidate_cache: dict[tuple, tuple[torch.Tensor, Optional[torch.Tensor]]] = {}
+
+    @property
+    def device(self) -> torch.device:
+        return self.lm.device
 
     # ---------------------------------------------------------------- parameters
     def trainable_parameters(self) -> dict[str, list[nn.Parameter]]:
@@ -73,6 +79,7 @@ class PromptedLM(nn.Module):
 
     def target_hidden(self, batch: Batch) -> torch.Tensor:
         """Last hidden states at the target positions, `(B, T, H)`."""
+        batch = batch.to(self.device)
         with self._precision():
             kwargs = {"inputs_embeds": self.inputs_embeds(batch), "attention_mask": batch.attention_mask}
             if self.backbone.uses_token_types:
@@ -101,6 +108,7 @@ class PromptedLM(nn.Module):
         """
         hidden = self.target_hidden(batch)
         head = self.backbone.head()
+        candidate_ids = candidate_ids.to(hidden.device)
         with self._precision():
             if isinstance(head, nn.Linear) and _softcap_value(self.backbone.config) is None:
                 weight, bias = self._sliced_head(head, candidate_ids)
@@ -112,7 +120,8 @@ class PromptedLM(nn.Module):
     def loss(self, batch: Batch) -> torch.Tensor:
         """Cross-entropy of the gold target ids over the full vocabulary, averaged over target tokens."""
         log_probs = self.target_log_probs(batch)
-        return torch.nn.functional.nll_loss(log_probs.flatten(0, 1), batch.target_ids.flatten(), ignore_index=-100)
+        gold = batch.target_ids.to(log_probs.device).flatten()
+        return torch.nn.functional.nll_loss(log_probs.flatten(0, 1), gold, ignore_index=-100)
 
     def _sliced_head(self, head: nn.Linear, candidate_ids: torch.Tensor):
         key = (candidate_ids.data_ptr(), candidate_ids.numel(), head.weight.data_ptr(), head.weight._version)

@@ -35,7 +35,7 @@ def argmax_candidates(
     best = torch.empty(len(rendered), dtype=torch.long)
     for idx in tqdm(length_batches(rendered, batch_size), desc=desc, disable=quiet, leave=False, unit="batch"):
         logits = model.candidate_logits(collate([rendered[i] for i in idx], pad), candidate_ids)
-        best[idx] = logits[:, 0, :].argmax(dim=-1)
+        best[idx] = logits[:, 0, :].argmax(dim=-1).cpu()
     return best
 
 
@@ -55,7 +55,8 @@ def answer_log_probs(
     for idx in tqdm(length_batches(rendered, batch_size), desc=desc, disable=quiet, leave=False, unit="batch"):
         batch = collate([rendered[i] for i in idx], pad)
         log_probs = model.target_log_probs(batch)
-        picked = log_probs.gather(-1, batch.target_ids.clamp(min=0).unsqueeze(-1)).squeeze(-1)
+        gold = batch.target_ids.to(log_probs.device).clamp(min=0)
+        picked = log_probs.gather(-1, gold.unsqueeze(-1)).squeeze(-1).cpu()
         for row, i in enumerate(idx):
             n = len(rendered[i].target_positions)
             out[i] = picked[row, :n].tolist()

@@ -35,7 +35,10 @@ class TrainConfig:
     optimizer: str = field(default="adam", metadata={"help": "adam (LAMA code) or adamw (SuperGLUE code)"})
     lr_encoder: float = field(default=1e-5, metadata={"help": "learning rate of the prompt encoder"})
     lr_backbone: float = field(default=1e-5, metadata={"help": "learning rate of the LM when it is trained"})
-    weight_decay: float = field(default=0.0, metadata={"help": "weight decay (not applied to LM biases/norms)"})
+    weight_decay: float = field(default=0.0, metadata={"help": "weight decay of the LM (not on biases/norms)"})
+    encoder_weight_decay: Optional[float] = field(
+        default=None, metadata={"help": "weight decay of the prompt encoder (None: same as weight_decay)"}
+    )
     adam_eps: float = field(default=1e-8, metadata={"help": "Adam epsilon"})
     schedule: str = field(default="constant", metadata={"help": "constant | exponential (per epoch) | linear"})
     gamma: float = field(default=0.98, metadata={"help": "ExponentialLR decay per epoch"})
@@ -87,7 +90,8 @@ def build_optimizer(groups: dict[str, list[torch.nn.Parameter]], named: dict[str
     no_decay_ids = {id(p) for name, p in named.items() if _is_no_decay(name, p)}
     param_groups = []
     if groups.get("encoder"):
-        param_groups.append({"params": groups["encoder"], "lr": config.lr_encoder, "weight_decay": config.weight_decay,
+        decay = config.weight_decay if config.encoder_weight_decay is None else config.encoder_weight_decay
+        param_groups.append({"params": groups["encoder"], "lr": config.lr_encoder, "weight_decay": decay,
                              "name": "encoder"})
     backbone = groups.get("backbone") or []
     decay = [p for p in backbone if id(p) not in no_decay_ids]
