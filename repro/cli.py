@@ -18,6 +18,7 @@ SUBCOMMANDS = {
     "lama": "repro.lama",
     "lama-table": "repro.lama_table",
     "superglue": "repro.superglue",
+    "superglue-table": "repro.superglue.table",
     "report": "repro.report.cli",
     "data": "repro.data",
 }

@@ -80,7 +80,7 @@ class PromptedLM(nn.Module):
     def target_hidden(self, batch: Batch) -> torch.Tensor:
         """Last hidden states at the target positions, `(B, T, H)`."""
         batch = batch.to(self.device)
-        with self._precision():
+        with self.precision():
             kwargs = {"inputs_embeds": self.inputs_embeds(batch), "attention_mask": batch.attention_mask}
             if self.backbone.uses_token_types:
                 kwargs["token_type_ids"] = batch.token_type_ids
@@ -93,9 +93,9 @@ class PromptedLM(nn.Module):
     def target_logits(self, batch: Batch) -> torch.Tensor:
         """Full-vocabulary logits at the target positions, `(B, T, V)`, in float32."""
         hidden = self.target_hidden(batch)
-        with self._precision():
+        with self.precision():
             logits = self.backbone.head()(hidden)
-        return _softcap(logits.float(), self.backbone.config)
+        return softcap(logits.float(), self.backbone.config)
 
     def target_log_probs(self, batch: Batch) -> torch.Tensor:
         return torch.log_softmax(self.target_logits(batch), dim=-1)
@@ -109,12 +109,12 @@ class PromptedLM(nn.Module):
         hidden = self.target_hidden(batch)
         head = self.backbone.head()
         candidate_ids = candidate_ids.to(hidden.device)
-        with self._precision():
+        with self.precision():
             if isinstance(head, nn.Linear) and _softcap_value(self.backbone.config) is None:
                 weight, bias = self._sliced_head(head, candidate_ids)
                 logits = torch.nn.functional.linear(hidden.to(weight.dtype), weight, bias)
             else:
-                logits = _softcap(head(hidden), self.backbone.config)[..., candidate_ids]
+                logits = softcap(head(hidden), self.backbone.config)[..., candidate_ids]
         return logits.float()
 
     def loss(self, batch: Batch) -> torch.Tensor:
@@ -132,7 +132,8 @@ class PromptedLM(nn.Module):
             self._candidate_cache[key] = (weight, bias)
         return self._candidate_cache[key]
 
-    def _precision(self):
+    def precision(self):
+        """The context to run the LM in: autocast for a trained LM in bf16, else nothing."""
         if self._autocast:
             return torch.autocast(device_type=self.lm.device.type, dtype=self.compute_dtype)
         return contextlib.nullcontext()
@@ -142,6 +143,7 @@ def _softcap_value(config) -> Optional[float]:
     return getattr(config, "final_logit_softcapping", None)
 
 
-def _softcap(logits: torch.Tensor, config) -> torch.Tensor:
+def softcap(logits: torch.Tensor, config) -> torch.Tensor:
+    """Gemma-style final logit soft-capping, where the config asks for it (a no-op otherwise)."""
     cap = _softcap_value(config)
     return logits if cap is None else torch.tanh(logits / cap) * cap

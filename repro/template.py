@@ -8,7 +8,9 @@ Readable string form (one line; whitespace before an element is kept as a leadin
     "{sub} was born in [MASK] ."                           a manual prompt (MP): no prompt token
 
 Elements: `[P]` / `[P*n]` prompt tokens, `[MASK]` the target (exactly one), `[SEP]` the tokenizer's
-separator, `{name}` / `{name:shorten}` input slots; anything else is literal text. The paper's tuple form
+separator, `{name}` / `{name:shorten}` input slots; anything else is literal text. A classifier input (CLS-FT)
+has no [MASK]: parse it with `allow_no_target=True`; its one target position is then where a classification
+head reads: the first position ([CLS] / <s>) for masked LMs, the last token for causal LMs. The paper's tuple form
 `(3, sub, 3, obj, 3)` (also as the string "(3, sub, 3, obj, 3)" or the counts `(3, 3, 3)`) parses too.
 
 Rendering for a tokenizer gives token ids, the prompt positions, and the target positions: the [MASK]
@@ -74,11 +76,12 @@ class Template:
 
     # ------------------------------------------------------------------ parsing
     @classmethod
-    def parse(cls, spec: Union[str, Sequence, "Template"], *, masked: bool = True) -> "Template":
+    def parse(cls, spec: Union[str, Sequence, "Template"], *, masked: bool = True,
+              allow_no_target: bool = False) -> "Template":
         """Parse the string form, the tuple form `(3, "sub", 3, "obj", 3)` or prompt counts `(3, 3, 3)`.
 
         `masked` only matters for the count form: the authors' code appends "." after [MASK] for masked LMs
-        when no prompt tokens follow it.
+        when no prompt tokens follow it. `allow_no_target` accepts a string without [MASK] (a classifier input).
         """
         if isinstance(spec, Template):
             return spec
@@ -86,11 +89,11 @@ class Template:
             items = [s.strip() for s in spec.strip()[1:-1].split(",") if s.strip()]
             return cls.from_tuple([int(s) if s.isdigit() else s for s in items], masked=masked, source=spec)
         if isinstance(spec, str):
-            return cls._parse_string(spec)
+            return cls._parse_string(spec, allow_no_target=allow_no_target)
         return cls.from_tuple(list(spec), masked=masked, source=repr(tuple(spec)))
 
     @classmethod
-    def _parse_string(cls, spec: str) -> "Template":
+    def _parse_string(cls, spec: str, *, allow_no_target: bool = False) -> "Template":
         if "\n" in spec:
             raise TemplateError(f"template {spec!r}: must be one line")
         parts: list[Part] = []
@@ -106,7 +109,7 @@ class Template:
             pos = match.end()
         cls._append_text(parts, spec, spec[pos:], pos)
         template = cls(tuple(parts), source=spec)
-        template._validate()
+        template._validate(allow_no_target=allow_no_target)
         return template
 
     @staticmethod
@@ -174,9 +177,9 @@ class Template:
         template._validate()
         return template
 
-    def _validate(self) -> None:
+    def _validate(self, *, allow_no_target: bool = False) -> None:
         targets = sum(isinstance(p, Target) for p in self.parts)
-        if targets != 1:
+        if targets != 1 and not (allow_no_target and targets == 0):
             raise TemplateError(f"template {self.source!r}: needs exactly one [MASK] (target), found {targets}")
 
     # ------------------------------------------------------------------ properties
@@ -189,9 +192,13 @@ class Template:
         return tuple(p.name for p in self.parts if isinstance(p, Slot))
 
     @property
+    def has_target(self) -> bool:
+        return any(isinstance(p, Target) for p in self.parts)
+
+    @property
     def target_space_before(self) -> bool:
         """Whether the target word follows whitespace (byte-level BPE then wants its 'Ġword' form)."""
-        return next(p for p in self.parts if isinstance(p, Target)).space_before
+        return next((p.space_before for p in self.parts if isinstance(p, Target)), False)
 
     def is_prefix_only(self) -> bool:
         """True when all prompt tokens come first (PEFT can only prepend virtual tokens)."""
@@ -278,6 +285,8 @@ class Template:
                 segment = 1
         input_ids.extend(frame.suffix)
         token_type_ids.extend([segment] * len(frame.suffix))
+        if not self.has_target:
+            target_positions = [len(input_ids) - 1 if causal else 0]
         if causal and target_positions[0] < 0:
             raise TemplateError(
                 f"template {self.source!r}: a causal LM needs at least one token before the target "
@@ -293,7 +302,7 @@ class Template:
         )
 
     def _visible_parts(self, causal: bool) -> tuple[Part, ...]:
-        if not causal:
+        if not causal or not self.has_target:
             return self.parts
         end = next(i for i, p in enumerate(self.parts) if isinstance(p, Target)) + 1
         if any(isinstance(p, Prompt) for p in self.parts[end:]):

@@ -1,0 +1,203 @@
+"""Classification tasks (BoolQ, CB, RTE, WiC, MultiRC, AX-b, AX-g): verbalizer scoring and CLS-FT.
+
+Verbalizer scoring (MP, MP-FT, P-tuning, PET's way): each label has one word (`Task.verbalizer`); an
+example's score for a label is
+- masked LMs: the logit of the word's token at [MASK] (the word must be one token: PET's rule; otherwise a
+  ConfigError names the word and its pieces);
+- causal LMs: the word as the next token(s) after the pattern. When every word is one token, one forward
+  pass reads all candidates' logits at the last position (as a masked LM reads [MASK]); when a word has
+  several tokens, each label's word is scored by its summed token log-probabilities, one forward per label.
+Words are tokenized as they stand in the pattern (with the leading space where [MASK] follows a space).
+Training: cross-entropy over the labels' scores (PET's `convert_mlm_logits_to_cls_logits` + CE); prediction:
+the best-scoring label.
+
+CLS-FT: a linear head (dropout 0.1, as Hugging Face's sequence classifiers) on the last hidden state at the
+[CLS] position (masked LMs: the first token) or at the last real token (causal LMs), over the plain input
+(`Task.classifier_pattern`, no [MASK]); the LM is fine-tuned with the head, both at the LM's learning rate.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Sequence, Union
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from repro.batch import Batch, collate, pad_id_of
+from repro.errors import ConfigError, DataError
+from repro.model import PromptedLM
+from repro.scoring import answer_log_probs, argmax_candidates, length_batches
+from repro.superglue.scorers import Scorer, ScorerContext, register_scorer
+from repro.template import Rendered, word_token_ids
+from tasks.base import Example
+
+
+@dataclass
+class LabelledItem:
+    """A training item: the rendered input (one per label for multi-token words) and the gold label index."""
+
+    rendered: Union[Rendered, tuple[Rendered, ...]]
+    label: int
+
+
+def _label_indices(ctx: ScorerContext, examples: Sequence[Example]) -> list[int]:
+    labels = list(ctx.task.labels)
+    out = []
+    for ex in examples:
+        if ex.label not in labels:
+            raise DataError(f"{ex.uid}: label {ex.label!r} is not one of {labels} (an unlabeled file cannot train)")
+        out.append(labels.index(ex.label))
+    return out
+
+
+class VerbalizerScorer(Scorer):
+    """Scores each label by its verbalizer word at the target (see the module docstring)."""
+
+    def __init__(self, ctx: ScorerContext) -> None:
+        if not ctx.template.has_target:
+            raise ConfigError(f"pattern {ctx.pattern!r} of task {ctx.task.name!r} has no [MASK] to read the verbalizer at")
+        self.ctx = ctx
+        self.model: PromptedLM = ctx.model
+        self.labels = list(ctx.task.labels)
+        space = ctx.template.target_space_before
+        tok = ctx.tokenizer
+        self.words = [ctx.task.verbalizer[label] for label in self.labels]
+        self.word_ids = [word_token_ids(tok, word, space_before=space) for word in self.words]
+        multi = {w: ids for w, ids in zip(self.words, self.word_ids) if len(ids) > 1}
+        if multi and not ctx.causal:
+            detail = "; ".join(f"{w!r} -> {tok.convert_ids_to_tokens(ids)}" for w, ids in multi.items())
+            raise ConfigError(f"task {ctx.task.name!r}: verbalizer word(s) of several tokens for this tokenizer "
+                              f"({detail}); a masked LM reads one token at [MASK]")
+        if len({tuple(ids) for ids in self.word_ids}) < len(self.word_ids):
+            raise ConfigError(f"task {ctx.task.name!r}: two labels' words tokenize alike: {self.words}")
+        self.single_token = not multi
+        self.candidate_ids = torch.tensor([ids[0] for ids in self.word_ids]) if self.single_token else None
+        self.pad = pad_id_of(tok)
+
+    def train_items(self, examples: Sequence[Example]) -> list[LabelledItem]:
+        items = []
+        examples = self.ctx.task.train_examples(examples)
+        for ex, y in zip(examples, _label_indices(self.ctx, examples)):
+            if self.single_token:
+                items.append(LabelledItem(self.ctx.render(ex, target_ids=self.word_ids[y]), y))
+            else:
+                items.append(LabelledItem(tuple(self.ctx.render(ex, target_ids=ids) for ids in self.word_ids), y))
+        return items
+
+    def label_scores(self, items: Sequence[LabelledItem]) -> torch.Tensor:
+        """`(B, labels)` scores with gradients: logits of the words (one token) or summed log-probs (several)."""
+        if self.single_token:
+            logits = self.model.target_logits(collate([it.rendered for it in items], self.pad))
+            return logits[:, 0, self.candidate_ids.to(logits.device)]
+        columns = []
+        for c in range(len(self.labels)):
+            batch = collate([it.rendered[c] for it in items], self.pad)
+            columns.append(_summed_log_probs(self.model, batch))
+        return torch.stack(columns, dim=1)
+
+    def loss(self, items: list[LabelledItem]) -> torch.Tensor:
+        scores = self.label_scores(items)
+        gold = torch.tensor([it.label for it in items], device=scores.device)
+        return nn.functional.cross_entropy(scores, gold)
+
+    @torch.no_grad()
+    def predict(self, examples: Sequence[Example], *, desc: str = "eval") -> list[Any]:
+        if not examples:
+            return []
+        ctx = self.ctx
+        if self.single_token:
+            rendered = [ctx.render(ex) for ex in examples]
+            best = argmax_candidates(self.model, rendered, self.candidate_ids, batch_size=ctx.eval_batch_size,
+                                     desc=desc, quiet=ctx.quiet).tolist()
+        else:
+            flat = [ctx.render(ex, target_ids=ids) for ex in examples for ids in self.word_ids]
+            log_probs = answer_log_probs(self.model, flat, batch_size=ctx.eval_batch_size, desc=desc, quiet=ctx.quiet)
+            n = len(self.labels)
+            sums = torch.tensor([sum(lp) for lp in log_probs]).view(len(examples), n)
+            best = sums.argmax(dim=1).tolist()
+        return [self.labels[i] for i in best]
+
+    def describe(self) -> dict[str, Any]:
+        tok = self.ctx.tokenizer
+        return {
+            "scoring": ("logit of the verbalizer token at the target" if self.single_token
+                        else "summed log-probability of the verbalizer tokens after the pattern"),
+            "verbalizer": {str(label): {"word": w, "tokens": tok.convert_ids_to_tokens(ids)}
+                           for label, w, ids in zip(self.labels, self.words, self.word_ids)},
+        }
+
+
+def _summed_log_probs(model: PromptedLM, batch: Batch) -> torch.Tensor:
+    """`(B,)` summed log-probabilities of each row's target ids (with gradients)."""
+    log_probs = model.target_log_probs(batch)
+    picked = log_probs.gather(-1, batch.target_ids.clamp(min=0).unsqueeze(-1)).squeeze(-1)
+    return (picked * batch.target_mask).sum(dim=1)
+
+
+class ClassifierLM(nn.Module):
+    """CLS-FT: the prompted LM (no encoder, LM trained) plus a linear head at the read position."""
+
+    def __init__(self, prompted: PromptedLM, num_labels: int, dropout: float = 0.1) -> None:
+        super().__init__()
+        self.prompted = prompted
+        hidden = int(prompted.backbone.config.hidden_size)
+        self.dropout = nn.Dropout(dropout)
+        self.head = nn.Linear(hidden, num_labels)
+        std = float(getattr(prompted.backbone.config, "initializer_range", 0.02) or 0.02)
+        nn.init.normal_(self.head.weight, std=std)
+        nn.init.zeros_(self.head.bias)
+        self.head.to(prompted.lm.device)
+
+    def trainable_parameters(self) -> dict[str, list[nn.Parameter]]:
+        groups = self.prompted.trainable_parameters()
+        return {"encoder": groups["encoder"], "backbone": groups["backbone"] + list(self.head.parameters())}
+
+    def logits(self, batch: Batch) -> torch.Tensor:
+        hidden = self.prompted.target_hidden(batch)[:, 0].float()
+        return self.head(self.dropout(hidden))
+
+
+class ClassifierScorer(Scorer):
+    """CLS-FT over the task's classifier pattern (see the module docstring)."""
+
+    def __init__(self, ctx: ScorerContext) -> None:
+        if ctx.template.has_target:
+            raise ConfigError(f"CLS-FT reads no [MASK]; the classifier pattern of {ctx.task.name!r} has one")
+        self.ctx = ctx
+        self.labels = list(ctx.task.labels)
+        self.model = ClassifierLM(ctx.model, len(self.labels))
+        self.pad = pad_id_of(ctx.tokenizer)
+
+    def train_items(self, examples: Sequence[Example]) -> list[LabelledItem]:
+        examples = self.ctx.task.train_examples(examples)
+        return [LabelledItem(self.ctx.render(ex), y) for ex, y in zip(examples, _label_indices(self.ctx, examples))]
+
+    def loss(self, items: list[LabelledItem]) -> torch.Tensor:
+        logits = self.model.logits(collate([it.rendered for it in items], self.pad))
+        gold = torch.tensor([it.label for it in items], device=logits.device)
+        return nn.functional.cross_entropy(logits, gold)
+
+    @torch.no_grad()
+    def predict(self, examples: Sequence[Example], *, desc: str = "eval") -> list[Any]:
+        self.model.eval()
+        rendered = [self.ctx.render(ex) for ex in examples]
+        best = torch.empty(len(rendered), dtype=torch.long)
+        batches = length_batches(rendered, self.ctx.eval_batch_size)
+        for idx in tqdm(batches, desc=desc, disable=self.ctx.quiet, leave=False, unit="batch"):
+            best[idx] = self.model.logits(collate([rendered[i] for i in idx], self.pad)).argmax(dim=-1).cpu()
+        return [self.labels[i] for i in best.tolist()]
+
+    def describe(self) -> dict[str, Any]:
+        where = "last real token" if self.ctx.causal else "first token ([CLS])"
+        return {"scoring": f"linear head on the hidden state of the {where}", "labels": [str(x) for x in self.labels]}
+
+
+def classification_scorer(ctx: ScorerContext) -> Scorer:
+    if ctx.method.template == "classifier":
+        return ClassifierScorer(ctx)
+    return VerbalizerScorer(ctx)
+
+
+register_scorer("classification", classification_scorer)

@@ -1,0 +1,34 @@
+"""WiC: is the word used in the same sense in both sentences? Labels `False` / `True`, verbalized No / Yes.
+
+Patterns (both mark the target word, as PET and the authors do):
+- manual `pet`: PET's pattern 0, `"sentence1" / "sentence2" Similar sense of "word"? [M] .`;
+- ptuning `paper`: `sentence1 [SEP] sentence2 [P] *word* ? [M]` (the paper's pattern; the authors' code
+  writes the mark as "*word *"); `p2`, `p4`: 2 or 4 prompt tokens.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+from repro import metrics
+from tasks.base import ClassificationTask, Example, label_index, prompt_length_variants
+
+PAPER = "{sentence1:shorten} [SEP] {sentence2:shorten} [P] *{word}* ? [MASK]"
+
+
+class Wic(ClassificationTask):
+    name = "wic"
+    folder = "WiC"
+    required_fields = ("word", "sentence1", "sentence2", "label")
+    labels = (False, True)
+    verbalizer = {False: "No", True: "Yes"}
+    manual_patterns = {"pet": '"{sentence1:shorten}" / "{sentence2:shorten}" Similar sense of "{word}"? [MASK] .'}
+    ptuning_patterns = {"paper": PAPER, **prompt_length_variants(PAPER)}
+    classifier_pattern = "{word} : {sentence1:shorten} [SEP] {sentence2:shorten}"
+
+    def example(self, row: dict[str, Any], uid: str) -> list[Example]:
+        values = {"word": str(row["word"]), "sentence1": str(row["sentence1"]), "sentence2": str(row["sentence2"])}
+        return [Example(uid, values, label_index(self, row.get("label"), uid))]
+
+    def score(self, examples: Sequence[Example], predictions: Sequence[Any]) -> dict[str, float]:
+        return {"acc": metrics.accuracy(predictions, self.golds(examples))}
