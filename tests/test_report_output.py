@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
+from pathlib import Path
 
 import pytest
 
@@ -221,3 +223,19 @@ def test_outputs_no_result_backs_any_more_are_removed_and_others_kept(tmp_path):
     assert [p.name for p in report.removed] == ["table3_gpt2.png"]
     assert not (root / "plots/table3_gpt2.png").exists() and (root / "plots/table3_smollm2-135m.png").is_file()
     assert (root / "tables/notes.md").read_text() == "a person's file"
+
+
+def test_committed_tables_and_reproducing_sections_are_what_the_committed_results_give(tmp_path, monkeypatch):
+    """REPRODUCING.md and results/tables must not drift from the result files: regenerating them from the
+    committed results changes nothing (rerun `python -m repro report` after adding a result)."""
+    project = Path(__file__).resolve().parents[1]
+    shutil.copytree(project / "results", tmp_path / "results")
+    shutil.copy(project / "REPRODUCING.md", tmp_path / "REPRODUCING.md")
+    monkeypatch.chdir(tmp_path)  # result files are named relative to where the report runs, as with the CLI
+    command = "python -m repro report --results results --tolerance 1 --reproducing REPRODUCING.md"
+    report = build_report(ReportOptions(results=Path("results"), reproducing=Path("REPRODUCING.md"),
+                                        plots=True, command=command))
+    assert not report.results.problems and not report.removed
+    for table in (project / "results/tables").iterdir():
+        assert (tmp_path / "results/tables" / table.name).read_text() == table.read_text(), table.name
+    assert (tmp_path / "REPRODUCING.md").read_text() == (project / "REPRODUCING.md").read_text()

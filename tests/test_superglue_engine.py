@@ -284,3 +284,25 @@ def test_cli_errors_are_one_line(capsys, argv, message):
 
 def test_seed_arguments():
     assert parse_seeds("3") == [42, 43, 44] and parse_seeds("7,9") == [7, 9]
+
+
+def test_committed_fewshot_results_cover_every_task_and_their_means_are_the_seed_means():
+    """The committed few-shot run (REPRODUCING.md quotes it): every task and both methods, 3 seeds for
+    P-tuning, mean and sample std recomputed from the per-seed metrics."""
+    import statistics
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1] / "results/superglue/fewshot/smollm2-135m"
+    expected = {"boolq", "cb", "rte", "wic", "multirc", "axb", "axg", "copa", "wsc", "record"}
+    for method in ("mp", "ptuning"):
+        assert {p.stem for p in (root / method).glob("*.json")} == expected
+        for path in (root / method).glob("*.json"):
+            result = json.loads(path.read_text())
+            assert result["config"]["method"] == method and RESULT_KEYS <= set(result)
+            seeds = list(result["seeds"].values())
+            assert len(seeds) == (1 if method == "mp" else 3), path.name
+            for key, mean in result["mean"].items():
+                values = [s[key] for s in seeds]
+                assert mean == pytest.approx(statistics.fmean(values)), (path.name, key)
+                spread = statistics.stdev(values) if len(values) > 1 else 0.0
+                assert result["std"][key] == pytest.approx(spread), (path.name, key)
