@@ -8,8 +8,9 @@ others; dev32 checked every 20 steps, stop after 10 checks without gain; batch 1
 (AdamW, lr 1e-5, batch 16, linear decay), 20 epochs on the small training sets and 10 on the large ones
 (BoolQ, MultiRC, ReCoRD, WiC), evaluation on the dev set after every epoch, stop after 5 epochs without gain
 (the paper gives no patience; weight decay 0.1 and encoder lr 1e-4 carried over from the few-shot code).
-The prompt encoder gets no weight decay, as the authors' encoder optimizer. The authors' scripts also leave the encoder lr at 1e-5 for CB and WiC and warm up RTE for 150 steps; the
-preset follows the paper's "1e-4" for every task and no warm-up (override with --lr-encoder).
+The prompt encoder gets no weight decay, as in the authors' encoder optimizer. Their scripts also leave
+the encoder lr at 1e-5 for CB and WiC and warm up RTE for 150 steps; the preset follows the paper's "1e-4"
+for every task and no warm-up (override with --lr-encoder).
 
 `cpu`: the same recipe scaled to two CPU cores (the 7 classification tasks, MP and P-tuning, 3 seeds, on
 SmolLM2-135M in roughly 1.5 hours): bfloat16 autocast, batch 8, 20 steps (5 epochs of the 32 examples) with
