@@ -31,13 +31,13 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from repro.backbone import load_backbone  # noqa: E402
-from repro.batch import collate, pad_id_of  # noqa: E402
+from repro.core.backbone import load_backbone  # noqa: E402
+from repro.core.batch import collate, pad_id_of  # noqa: E402
 from repro.data import data_root  # noqa: E402
-from repro.model import PromptedLM  # noqa: E402
+from repro.core.model import PromptedLM  # noqa: E402
 from repro.ptuning import PromptEncoder, paper_lstm_config  # noqa: E402
-from repro.scoring import argmax_candidates  # noqa: E402
-from repro.template import Template  # noqa: E402
+from repro.core.inference import argmax_candidates  # noqa: E402
+from repro.core.template import Template  # noqa: E402
 from tasks import lama as lama_data  # noqa: E402
 
 RELATIONS = ["P17", "P19", "P101", "P1412"]

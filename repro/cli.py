@@ -15,10 +15,10 @@ from typing import Optional, Sequence
 from repro.errors import ReproError
 
 SUBCOMMANDS = {
-    "lama": "repro.lama",
-    "lama-table": "repro.lama_table",
-    "superglue": "repro.superglue",
-    "superglue-table": "repro.superglue.table",
+    "lama": "repro.experiment.lama",
+    "lama-table": "repro.report.lama_table",
+    "superglue": "repro.experiment.superglue",
+    "superglue-table": "repro.report.superglue_table",
     "report": "repro.report.cli",
     "data": "repro.data",
 }

@@ -16,21 +16,6 @@ from typing import Hashable, Mapping, Sequence
 import numpy as np
 from sklearn.metrics import f1_score, matthews_corrcoef
 
-METRICS_BY_TASK: dict[str, list[str]] = {
-    "boolq": ["acc"],
-    "cb": ["acc", "f1_macro"],
-    "copa": ["acc"],
-    "multirc": ["em", "f1a"],
-    "record": ["em", "f1"],
-    "rte": ["acc"],
-    "wic": ["acc"],
-    "wsc": ["acc"],
-    "axb": ["mcc"],
-    "axg": ["acc", "gender_parity"],
-}
-DIAGNOSTIC_TASKS = ("axb", "axg")
-
-
 def _pair(preds: Sequence, golds: Sequence) -> tuple[np.ndarray, np.ndarray]:
     preds, golds = np.asarray(list(preds)), np.asarray(list(golds))
     if len(preds) != len(golds):
@@ -163,26 +148,6 @@ def record_scores(items: Sequence[tuple[str, Sequence[str]]]) -> dict[str, float
 
 
 # --------------------------------------------------------------------------------------------- summary
-def superglue_avg(task_metrics: Mapping[str, Mapping[str, float]]) -> float:
-    """The paper's Avg: mean over tasks of each task's score, where a task's score is the mean of its
-    metrics in METRICS_BY_TASK (so CB's acc and F1, MultiRC's EM and F1a are averaged first). The
-    diagnostics (axb, axg) are not tasks of the average and are skipped.
-    """
-    scores = []
-    for task, metrics in task_metrics.items():
-        if task not in METRICS_BY_TASK:
-            raise ValueError(f"unknown task {task!r}; valid: {', '.join(METRICS_BY_TASK)}")
-        if task in DIAGNOSTIC_TASKS:
-            continue
-        missing = [k for k in METRICS_BY_TASK[task] if k not in metrics]
-        if missing:
-            raise ValueError(f"task {task!r} lacks metric(s) {', '.join(missing)} (has {', '.join(metrics) or 'none'})")
-        scores.append(float(np.mean([metrics[k] for k in METRICS_BY_TASK[task]])))
-    if not scores:
-        raise ValueError("no (non-diagnostic) task to average")
-    return float(np.mean(scores))
-
-
 def mean_std(values: Sequence[float]) -> tuple[float, float]:
     """Mean and *sample* standard deviation (ddof=1) over seeds, as the P-tuning/PET code reports
     (`statistics.stdev`, 0 for a single run)."""

@@ -40,8 +40,8 @@ export HF_HUB_OFFLINE="${HF_HUB_OFFLINE:-0}" TOKENIZERS_PARALLELISM=false
 
 if [ -z "$tasks" ]; then
   # every registered task; AX-b and AX-g are written by the RTE run
-  tasks="$("$python" -c 'from tasks.registry import task_names, DIAGNOSTICS
-print(",".join(t for t in task_names() if t not in DIAGNOSTICS))')"
+  tasks="$("$python" -c 'from tasks.registry import trainable_task_names
+print(",".join(trainable_task_names()))')"
 fi
 
 IFS=',' read -r -a method_list <<< "$methods"
@@ -58,7 +58,7 @@ for method in "${method_list[@]}"; do
   done
 done
 echo
-"$python" -m repro.superglue.table --setting "$setting" --backbone "$(basename "$backbone")" --methods "$methods" \
+"$python" -m repro.report.superglue_table --setting "$setting" --backbone "$(basename "$backbone")" --methods "$methods" \
   --tasks "$tasks,axb,axg" ${results_args[@]+"${results_args[@]}"}
 if [ ${#failed[@]} -gt 0 ]; then
   echo >&2

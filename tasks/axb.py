@@ -13,6 +13,11 @@ from tasks.rte import Rte
 class AxB(Rte):
     name = "axb"
     folder = "AX-b"
+    paper_name = "AX-b"
+    metrics = ("mcc",)
+    in_paper_tables = False
+    in_avg = False
+    dev32_sha256 = None
     required_fields = ("sentence1", "sentence2", "label")
     trained_on = "rte"
     diagnostics = ()

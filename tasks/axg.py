@@ -17,6 +17,11 @@ from tasks.rte import Rte
 class AxG(Rte):
     name = "axg"
     folder = "AX-g"
+    paper_name = "AX-g"
+    metrics = ("acc", "gender_parity")
+    in_paper_tables = False
+    in_avg = False
+    dev32_sha256 = None
     required_fields = ("premise", "hypothesis", "label")
     trained_on = "rte"
     diagnostics = ()

@@ -1,13 +1,13 @@
 """What a SuperGLUE task adapter declares: how to read its files, its patterns, its answer space, its metric.
 
 An adapter knows its data format and patterns and nothing of models. Three kinds of answer space, each scored
-by the scorer the engine registers for it (`repro.superglue.scorers`):
+by the scorer the engine registers for it (`repro.scorers.base`):
 - `classification`: a label from a fixed set, read through a verbalizer (label -> word) at the target
   (BoolQ, CB, RTE, WiC, MultiRC, AX-b, AX-g);
 - `candidates`: one of an example's own multi-token candidates wins (COPA's two choices, ReCoRD's entities);
 - `span`: the target is a span of text produced at the target, judged by a matching rule (WSC).
 
-Patterns are template strings (see `repro.template`) over the example's `values`, one family per method
+Patterns are template strings (see `repro.core.template`) over the example's `values`, one family per method
 template: `manual` (PET's patterns, used by MP and MP-FT), `ptuning` (prompt tokens and anchors; named
 variants, the first being the paper's few-shot pattern; the supervised setting chooses among them on dev),
 and `classifier` (the plain input for CLS-FT, no [MASK]). A pattern does not depend on the example: anything
@@ -27,8 +27,7 @@ from typing import Any, Mapping, Optional, Sequence
 
 from repro.data import iter_jsonl
 from repro.errors import ConfigError, DataError
-from repro.metrics import METRICS_BY_TASK
-from repro.template import Slot, Target, Template
+from repro.core.template import Slot, Target, Template
 
 KINDS = ("classification", "candidates", "span")
 STYLES = ("manual", "ptuning", "classifier")
@@ -70,6 +69,16 @@ class Task:
     name: str = ""  # CLI name, e.g. "cb"
     folder: str = ""  # SuperGLUE folder, e.g. "CB"
     kind: str = "classification"
+    # --- what the report, the tables and the presets read (every fact about the task, here)
+    paper_name: str = ""  # the paper's column name, e.g. "CB" (empty: `name`)
+    metrics: tuple[str, ...] = ("acc",)  # metric keys of the results (percent), in column order
+    in_paper_tables: bool = True  # a column of the paper's SuperGLUE tables (ReCoRD, diagnostics: extra columns)
+    in_avg: bool = True  # counts in the SuperGLUE Avg (mean of its metrics first, then over tasks)
+    large_train_set: bool = False  # supervised presets give it fewer epochs
+    paper_fewshot_steps: Optional[int] = None  # the authors' few-shot step count where it differs from 3500
+    paper_max_length: Optional[int] = None  # the authors' input length where it differs from 256
+    cpu_eval_subset: Optional[int] = None  # the cpu preset evaluates a fixed seeded subset of this many examples
+    dev32_sha256: Optional[str] = None  # the authors' FewGLUE dev32 file, pinned for fetching
     required_fields: tuple[str, ...] = ()
     labels: tuple[Any, ...] = ()  # classification: label keys as in the jsonl files
     verbalizer: Mapping[Any, str] = {}  # classification: label key -> word
@@ -82,9 +91,14 @@ class Task:
     notes: tuple[str, ...] = ()  # preprocessing choices, copied into every result of the task
 
     @property
-    def metrics(self) -> list[str]:
-        """Metric keys of the results (percent), as `repro.metrics.METRICS_BY_TASK` lists them."""
-        return METRICS_BY_TASK[self.name]
+    def display_name(self) -> str:
+        """The paper's name where the paper has the task, else ours."""
+        return self.paper_name or self.name
+
+    @property
+    def is_diagnostic(self) -> bool:
+        """Evaluated with another task's model (AX-b, AX-g with RTE's)."""
+        return self.trained_on is not None
 
     # ------------------------------------------------------------------ data
     def files(self) -> TaskFiles:

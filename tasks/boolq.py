@@ -20,6 +20,11 @@ PAPER = "{passage:shorten} . [P] Question: {question:shorten} ? Answer: [MASK] .
 class BoolQ(ClassificationTask):
     name = "boolq"
     folder = "BoolQ"
+    paper_name = "BoolQ"
+    large_train_set = True
+    paper_fewshot_steps = 250
+    cpu_eval_subset = 500
+    dev32_sha256 = "0af324b658a72fdd7767aa3c27c1dfafbc03e8e987a148b29e42a72d84b9f9e3"
     required_fields = ("passage", "question", "label")
     labels = (False, True)
     verbalizer = {False: "No", True: "Yes"}

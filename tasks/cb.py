@@ -23,6 +23,10 @@ PAPER = "{premise:shorten} [SEP] {hypothesis} ? [P] answer: [MASK]"
 class Cb(Rte):
     name = "cb"
     folder = "CB"
+    paper_name = "CB"
+    metrics = ("acc", "f1_macro")
+    paper_fewshot_steps = 250
+    dev32_sha256 = "ec7e1bfe37a7ea4514fc2335bfa3b35be77bfe084aae2e7ca55f765aaee41337"
     labels = ("contradiction", "entailment", "neutral")
     verbalizer = {"contradiction": "No", "entailment": "Yes", "neutral": "Maybe"}
     manual_patterns = {

@@ -36,6 +36,8 @@ def lowercase_first(text: str) -> str:
 class Copa(Task):
     name = "copa"
     folder = "COPA"
+    paper_name = "COPA"
+    dev32_sha256 = "eb43b015d061738467f284c60049ef0afcaf707ec8e528ab3c5c4285a5f5618a"
     kind = "candidates"
     required_fields = ("premise", "choice1", "choice2", "question")
     labels = (0, 1)

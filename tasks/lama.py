@@ -284,7 +284,7 @@ def _full_vocab(tokenizer, space_before: bool) -> AllowedVocab:
 def single_token_ids(tokenizer, words: Sequence[str], *, space_before: bool) -> list[Optional[int]]:
     """For each word, its token id if it encodes to exactly one non-special token, else None.
 
-    Same encoding as `repro.template.word_token_ids` (the text `" " + word` when `space_before`, no special
+    Same encoding as `repro.core.template.word_token_ids` (the text `" " + word` when `space_before`, no special
     tokens), batched for speed.
     """
     if not words:

@@ -23,6 +23,13 @@ PAPER = "{passage:shorten} . Question: {question} ? Is it {answer} ? [P] [MASK] 
 class MultiRc(ClassificationTask):
     name = "multirc"
     folder = "MultiRC"
+    paper_name = "MultiRC"
+    metrics = ("em", "f1a")
+    large_train_set = True
+    paper_fewshot_steps = 250
+    paper_max_length = 512  # as the authors' script
+    cpu_eval_subset = 500
+    dev32_sha256 = "3734d2cac8d1e8d13e2f5e13bec727be7576b45453e9fd765e2075e163f9653d"
     required_fields = ("idx", "passage")
     labels = (0, 1)
     verbalizer = {0: "No", 1: "Yes"}

@@ -50,6 +50,12 @@ def passage_entities(passage: dict[str, Any]) -> tuple[str, ...]:
 class Record(Task):
     name = "record"
     folder = "ReCoRD"
+    paper_name = "ReCoRD"
+    metrics = ("em", "f1")
+    in_paper_tables = False  # the paper's tables leave ReCoRD out
+    in_avg = False
+    large_train_set = True
+    dev32_sha256 = "c420c9c49ee310d8648e64893c72b8f69b94085d3207c303787c24409c438663"
     kind = "candidates"
     required_fields = ("passage", "qas")
     # The `-prefix` variants end at the target: what a causal LM sees of the others (`default_variant` picks

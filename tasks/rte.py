@@ -21,6 +21,8 @@ PAPER = "{premise:shorten} Question: {hypothesis_bare:shorten} ? [P] Answer: [MA
 class Rte(ClassificationTask):
     name = "rte"
     folder = "RTE"
+    paper_name = "RTE"
+    dev32_sha256 = "a3ba6200d2f27691d927ab97d387292b045316956f877fbfccc9a4658af2b351"
     required_fields = ("premise", "hypothesis", "label")
     labels = ("not_entailment", "entailment")
     verbalizer = {"not_entailment": "No", "entailment": "Yes"}

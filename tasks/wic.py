@@ -19,6 +19,9 @@ PAPER = "{sentence1:shorten} [SEP] {sentence2:shorten} [P] *{word}* ? [MASK]"
 class Wic(ClassificationTask):
     name = "wic"
     folder = "WiC"
+    paper_name = "WiC"
+    large_train_set = True
+    dev32_sha256 = "3df4ca565f109be9476caa51884ba13c5f2a33c939898cf80bb53e09fdc73062"
     required_fields = ("word", "sentence1", "sentence2", "label")
     labels = (False, True)
     verbalizer = {False: "No", True: "Yes"}

@@ -66,6 +66,8 @@ def mark_pronoun(text: str, span2_index: int, span2_text: str) -> str:
 class Wsc(Task):
     name = "wsc"
     folder = "WSC"
+    paper_name = "WSC"
+    dev32_sha256 = "2bbaca5c995778e7e14f389f1fe9a4be9a58d99e66db0d73d868ab66564b9da7"
     kind = "span"
     required_fields = ("text", "target")
     labels = (False, True)

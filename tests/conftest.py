@@ -32,7 +32,7 @@ def tiny_dirs(tmp_path_factory, shared_data) -> dict[str, Path]:
 @pytest.fixture(scope="session")
 def load_tiny(tiny_dirs):
     """`load_tiny("bert")` -> a freshly loaded Backbone (new weights object each call)."""
-    from repro.backbone import load_backbone
+    from repro.core.backbone import load_backbone
 
     def load(name: str, **kwargs):
         return load_backbone(str(tiny_dirs[name]), **kwargs)

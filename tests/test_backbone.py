@@ -8,11 +8,11 @@ import pytest
 import torch
 from transformers import BertConfig, GPT2Config, LlamaConfig, RobertaConfig
 
-from repro.backbone import EMBEDDED, cache_root, detect_causal, embedded_checkpoint, load_backbone
-from repro.batch import collate, pad_id_of
+from repro.core.backbone import EMBEDDED, cache_root, detect_causal, embedded_checkpoint, load_backbone
+from repro.core.batch import collate, pad_id_of
 from repro.errors import ConfigError
-from repro.model import PromptedLM
-from repro.template import Template
+from repro.core.model import PromptedLM
+from repro.core.template import Template
 from tiny import CAUSAL, MASKED
 
 

@@ -1,4 +1,4 @@
-"""Multi-token candidate scoring and span prediction (repro.superglue.candidates) on tiny masked and causal LMs:
+"""Multi-token candidate scoring and span prediction (repro.scorers.candidates) on tiny masked and causal LMs:
 shared forwards give the numbers of plain ones, a boosted right answer wins, the losses, truncation."""
 
 from __future__ import annotations
@@ -6,13 +6,13 @@ from __future__ import annotations
 import pytest
 import torch
 
-from repro.batch import collate, pad_id_of
+from repro.core.batch import collate, pad_id_of
 from repro.errors import ConfigError
-from repro.methods import SUPERGLUE_METHODS
-from repro.model import PromptedLM
+from repro.methods import get_method
+from repro.core.model import PromptedLM
 from repro.ptuning import PromptEncoder, PromptEncoderConfig
-from repro.scoring import answer_log_probs
-from repro.superglue.candidates import (
+from repro.core.inference import answer_log_probs
+from repro.scorers.candidates import (
     CandidateOptions,
     CandidateScorer,
     SpanScorer,
@@ -23,8 +23,8 @@ from repro.superglue.candidates import (
     render_span_input,
     token_log_probs,
 )
-from repro.superglue.scorers import ScorerContext, make_scorer
-from repro.template import Template, TemplateError, word_token_ids
+from repro.scorers.base import ScorerContext, make_scorer
+from repro.core.template import Template, TemplateError, word_token_ids
 from tasks.base import Example
 from tasks.copa import Copa
 from tasks.record import Record
@@ -36,7 +36,7 @@ def context(task, model: PromptedLM, style: str = "manual", *, max_length: int =
     """What the engine hands a scorer: the task's default pattern of the style for this backbone."""
     variant = task.default_variant(style, causal=model.backbone.is_causal)
     template = Template.parse(task.pattern(style, variant), masked=not model.backbone.is_causal)
-    method = SUPERGLUE_METHODS["mp" if style == "manual" else "ptuning"]
+    method = get_method("mp" if style == "manual" else "ptuning", "superglue")
     return ScorerContext(task, method, model, template, variant, max_length, batch_size, quiet=True)
 
 
@@ -256,7 +256,7 @@ def test_the_engine_gets_these_scorers_by_task_kind(load_tiny):
     assert isinstance(make_scorer(context(Copa(), model)), CandidateScorer)
     assert isinstance(make_scorer(context(Record(), model)), CandidateScorer)
     assert isinstance(make_scorer(context(Wsc(), model)), SpanScorer)
-    classifier = ScorerContext(Copa(), SUPERGLUE_METHODS["cls-ft"], model,
+    classifier = ScorerContext(Copa(), get_method("cls-ft", "superglue"), model,
                                Template.parse("{premise}", allow_no_target=True), "classifier", 64, 8)
     with pytest.raises(ConfigError, match="CLS-FT"):
         make_scorer(classifier)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from repro.errors import ConfigError, DataError
-from repro.template import word_token_ids
+from repro.core.template import word_token_ids
 from tasks import lama
 
 REBUILT = {"P1001", "P131", "P1376", "P17", "P190", "P276", "P279", "P30", "P36", "P361", "P37", "P47", "P530"}

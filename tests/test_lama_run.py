@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from repro import lama
+from repro.experiment import lama
 from repro.cli import main
 from repro.errors import DataError
-from repro.lama import LamaConfig, PRESETS, method_template, ptuning_template, run_lama
-from repro.methods import LAMA_METHODS
-from repro.template import Template
+from repro.experiment.lama import LamaConfig, PRESETS, method_template, ptuning_template, run_lama
+from repro.methods import get_method
+from repro.core.template import Template
 from tasks import lama as lama_data
 
 RELATIONS = ["P101", "P1376"]
@@ -38,7 +38,7 @@ def test_paper_templates_for_masked_and_causal(load_tiny, shared_data):
     code = ptuning_template(bert, _config("ptuning", mask_order="code"))
     assert str(code) == "[P*3] [MASK] [P*3] {sub} [P*3]"
     relation = lama_data.get_relations(shared_data, ["P36"])[0]
-    manual = method_template(LAMA_METHODS["mp"], relation, gpt2, _config("mp"))
+    manual = method_template(get_method("mp", "lama"), relation, gpt2, _config("mp"))
     assert str(manual) == "The capital of {sub} is [MASK] ."
     # rendered for the causal LM: the manual prompt up to the object, read at its last token
     tok = gpt2.tokenizer

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from repro.errors import DataError
-from repro.lama_table import format_table, load_summaries
+from repro.report.lama_table import format_table, load_summaries
 
 COMMITTED = Path(__file__).resolve().parents[1] / "results"
 

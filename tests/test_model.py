@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from repro.batch import collate, pad_id_of
-from repro.model import PromptedLM
+from repro.core.batch import collate, pad_id_of
+from repro.core.model import PromptedLM
 from repro.ptuning import PromptEncoder, PromptEncoderConfig, paper_lstm_config
-from repro.template import Template, word_token_ids
+from repro.core.template import Template, word_token_ids
 from tiny import CAUSAL, MASKED
 
 SUBJECTS = ["Paris", "Dante Alighieri", "Moscow", "Rome"]

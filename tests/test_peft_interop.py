@@ -8,12 +8,12 @@ import peft
 import pytest
 import torch
 
-from repro.batch import collate, pad_id_of
+from repro.core.batch import collate, pad_id_of
 from repro.errors import ConfigError
-from repro.model import PromptedLM
+from repro.core.model import PromptedLM
 from repro.ptuning import (PromptEncoder, PromptEncoderConfig, export_peft_adapter, import_peft_adapter,
                            load_encoder, save_encoder)
-from repro.template import Template
+from repro.core.template import Template
 
 TEXTS = ["The capital of France is", "Dante Alighieri was born in"]
 

@@ -332,10 +332,10 @@ def test_superglue_markdown_shows_missing_partial_and_absent_cells(small_report)
     lines = (tables / "table5.md").read_text(encoding="utf-8").splitlines()
     assert lines[4] == ("| Method | Backbone | Compared with | BoolQ acc | CB acc | CB F1 | WiC acc | RTE acc | "
                         "MultiRC EM | MultiRC F1a | WSC acc | COPA acc | Avg |")
-    assert lines[9] == ("| P-tuning | albert-xxlarge-v2 | paper row [a][c] | — / 77.8† | — / 92.9 | — / 92.3 | "
+    assert lines[9] == ("| P-tuning | albert-xxlarge-v2 | paper row [a][e] | — / 77.8† | — / 92.9 | — / 92.3 | "
                         "— / 56.3† | — / 76.5† | — / 36.1† | — / 75.0† | — / 84.6 | — / 87.0 | — / 75.8‡ |")
     assert lines[10] == ("| P-tuning | smollm2-135m | albert-xxlarge-v2 (Table 5 has no causal LM; its "
-                         "albert-xxlarge-v2 row) [a][c] | — / 77.8† | 70.0±1.2 *1 / 92.9 (-22.9) | "
+                         "albert-xxlarge-v2 row) [a][e] | — / 77.8† | 70.0±1.2 *1 / 92.9 (-22.9) | "
                          "60.1±2.0 *1 / 92.3 (-32.2) | — / 56.3† | — / 76.5† | — / 36.1† | — / 75.0† | — / 84.6 | "
                          "— / 87.0 | incomplete 1/7 *1 / 75.8‡ |")
     assert lines[-1] == "- *1 results/superglue/fewshot/smollm2-135m/ptuning/cb.json: evaluated on 20 of 56 examples"

@@ -11,13 +11,13 @@ import pytest
 import torch
 
 from repro.errors import DataError
-from repro.methods import SUPERGLUE_METHODS
-from repro.model import PromptedLM
+from repro.methods import get_method
+from repro.core.model import PromptedLM
 from repro.ptuning import PromptEncoder, PromptEncoderConfig
-from repro.superglue.config import SuperGLUEConfig
-from repro.superglue.run import run_superglue
-from repro.superglue.scorers import ScorerContext, make_scorer
-from repro.template import Template, TemplateError, special_token_frame, word_token_ids
+from repro.experiment.superglue_config import SuperGLUEConfig
+from repro.experiment.superglue import run_superglue
+from repro.scorers.base import ScorerContext, make_scorer
+from repro.core.template import Template, TemplateError, special_token_frame, word_token_ids
 from tasks.base import Example
 from tasks.copa import Copa
 from tasks.record import Record
@@ -33,7 +33,7 @@ def ctx_for(task, backbone, style, *, max_length=None, encoder=False) -> ScorerC
         torch.manual_seed(0)
         model.encoder = PromptEncoder(PromptEncoderConfig(num_virtual_tokens=template.num_prompt_tokens,
                                                           token_dim=backbone.hidden_size))
-    method = SUPERGLUE_METHODS["mp" if style == "manual" else "ptuning"]
+    method = get_method("mp" if style == "manual" else "ptuning", "superglue")
     return ScorerContext(task, method, model, template, variant, max_length or 512, 8, quiet=True)
 
 
@@ -50,7 +50,7 @@ def enc(tok, text: str) -> list[str]:
 def test_registry_names_the_three_adapters():
     assert isinstance(get_task("copa"), Copa) and isinstance(get_task("wsc"), Wsc)
     assert isinstance(get_task("record"), Record)
-    assert get_task("copa").metrics == ["acc"] and get_task("record").metrics == ["em", "f1"]
+    assert get_task("copa").metrics == ("acc",) and get_task("record").metrics == ("em", "f1")
 
 
 def test_copa_reads_choices_as_pet_does_and_mirrors_training_examples(shared_data):

@@ -13,13 +13,14 @@ import torch
 
 from repro.cli import main
 from repro.errors import ConfigError, DataError
-from repro.methods import SUPERGLUE_METHODS
-from repro.model import PromptedLM
-from repro.superglue import classify, run as engine_module
-from repro.superglue.config import PRESETS, SuperGLUEConfig
-from repro.superglue.run import parse_seeds, run_superglue
-from repro.superglue.scorers import ScorerContext, make_scorer
-from repro.template import Template, TemplateError
+from repro.methods import get_method
+from repro.core.model import PromptedLM
+from repro.scorers import classification as classify
+from repro.experiment import superglue as engine_module
+from repro.experiment.superglue_config import PRESETS, SuperGLUEConfig
+from repro.experiment.superglue import parse_seeds, run_superglue
+from repro.scorers.base import ScorerContext, make_scorer
+from repro.core.template import Template, TemplateError
 from tasks.cb import Cb
 from tasks.registry import get_task, task_names
 
@@ -83,7 +84,7 @@ def test_train_and_evaluate_every_task(shared_data, tmp_path, tiny, name, task):
         path = tmp_path / "results" / "superglue" / "fewshot" / name / "ptuning" / f"{evaluated}.json"
         data = json.loads(path.read_text())
         assert set(data) >= RESULT_KEYS and data["schema"] == "repro.superglue/1"
-        metrics = get_task(evaluated).metrics
+        metrics = list(get_task(evaluated).metrics)
         assert list(data["mean"]) == metrics and list(data["seeds"]["42"]) == metrics
         assert all(0.0 <= data["mean"][m] <= 100.0 or m == "mcc" for m in metrics)
         cfg = data["config"]
@@ -105,7 +106,7 @@ def test_train_and_evaluate_every_task(shared_data, tmp_path, tiny, name, task):
 def test_every_method_runs(shared_data, tmp_path, tiny, name, task, method):
     results = run(tiny_config(task, method), shared_data, tmp_path, tiny(name))
     data = results[task]
-    assert list(data["mean"]) == get_task(task).metrics and data["config"]["method"] == method
+    assert list(data["mean"]) == list(get_task(task).metrics) and data["config"]["method"] == method
     if method == "cls-ft":
         assert data["config"]["pattern"] == "classifier" and "linear head" in data["scoring"]["scoring"]
     if method == "mp":
@@ -213,7 +214,7 @@ def test_a_causal_lm_cannot_use_a_pattern_that_hides_input(shared_data, tmp_path
 def _context(backbone, task, style="ptuning", variant="paper", method="ptuning"):
     template = task.template(style, variant)
     model = PromptedLM(backbone, None, train_backbone=False)
-    return ScorerContext(task, SUPERGLUE_METHODS[method], model, template, variant, 128, 8)
+    return ScorerContext(task, get_method(method, "superglue"), model, template, variant, 128, 8)
 
 
 class _LongWordCb(Cb):
@@ -265,16 +266,17 @@ def test_config_round_trips_through_json_and_presets_follow_the_paper():
     assert config.train_task == "rte" and config.train.max_steps == 3500 and config.max_length == 256
     assert SuperGLUEConfig(task="rte").fingerprint() == SuperGLUEConfig(task="axg").fingerprint()
     paper = PRESETS["paper"]
-    few = paper.train_config("cb", "fewshot")
+    few = paper.train_config(get_task("cb"), "fewshot")
     assert (few.lr_backbone, few.lr_encoder, few.weight_decay, few.batch_size, few.max_steps, few.eval_every_steps,
             few.patience, few.max_grad_norm, few.schedule) == (1e-5, 1e-4, 0.1, 16, 250, 20, 10, 1.0, "linear")
-    assert paper.train_config("wic", "supervised").max_epochs == 10
-    assert paper.train_config("cb", "supervised").max_epochs == 20
+    assert paper.train_config(get_task("wic"), "supervised").max_epochs == 10
+    assert paper.train_config(get_task("cb"), "supervised").max_epochs == 20
+    assert paper.max_length_for(get_task("multirc")) == 512 and PRESETS["cpu"].max_eval_for(get_task("boolq")) == 500
 
 
 @pytest.mark.parametrize("argv, message", [
     (["superglue", "--task", "nope"], "error: unknown task 'nope'; valid: boolq, cb"),
-    (["superglue", "--task", "cb", "--method", "ft"], "error: unknown method 'ft'; valid: cls-ft, mp, mp-ft"),
+    (["superglue", "--task", "cb", "--method", "ft"], "error: unknown superglue method 'ft'; valid: cls-ft, mp, mp-ft"),
     (["superglue", "--task", "cb", "--setting", "full"], "error: unknown setting 'full'; valid: fewshot, supervised"),
     (["superglue", "--task", "cb", "--seeds", "x"], "error: --seeds takes a count or a comma-separated list"),
 ])

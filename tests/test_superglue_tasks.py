@@ -8,8 +8,8 @@ import json
 import pytest
 
 from repro.errors import ConfigError, DataError
-from repro.template import Template, TemplateError, special_token_frame
-from repro.superglue.run import eval_subset
+from repro.core.template import Template, TemplateError, special_token_frame
+from repro.experiment.superglue import eval_subset
 from tasks.base import Example, prompt_length_variants, slots_after_target
 from tasks.registry import get_task
 
@@ -248,7 +248,7 @@ def test_eval_subset_keeps_whole_groups_and_is_fixed(shared_data):
 
 # ------------------------------------------------------------------------------------------------ errors
 def test_unknown_task_lists_the_valid_ones():
-    with pytest.raises(ConfigError, match="unknown task 'bolq'; valid: boolq, cb, copa"):
+    with pytest.raises(ConfigError, match="unknown task 'bolq'; valid: boolq, cb, wic"):
         get_task("bolq")
 
 

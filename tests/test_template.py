@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from repro.template import Prompt, Slot, Target, Template, TemplateError, Text, word_token_ids
+from repro.core.template import Prompt, Slot, Target, Template, TemplateError, Text, word_token_ids
 
 
 def test_string_form_parts_and_spacing():

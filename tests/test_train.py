@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from repro.batch import collate, pad_id_of
+from repro.core.batch import collate, pad_id_of
 from repro.errors import ConfigError
-from repro.model import PromptedLM
+from repro.core.model import PromptedLM
 from repro.ptuning import PromptEncoder, paper_lstm_config
-from repro.template import Template, word_token_ids
-from repro.train import CHECKPOINT, TrainConfig, set_seed, train
+from repro.core.template import Template, word_token_ids
+from repro.core.training import CHECKPOINT, TrainConfig, set_seed, train
 
 FACTS = [("Paris", "France"), ("Rome", "Italy"), ("Moscow", "Russia"), ("Berlin", "Germany"),
          ("Madrid", "Spain"), ("Lisbon", "Portugal"), ("Vienna", "Austria"), ("Athens", "Greece"),

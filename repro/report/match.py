@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional
 
-from repro.report.average import AVG_TASKS, superglue_average
+from repro.report.average import avg_tasks, superglue_average
 from repro.report.names import (
     TASK_TO_PAPER,
     backbone_family,
@@ -314,7 +314,7 @@ def _paper_value(spec: TableSpec, paper: PaperTables, row: Row, column: Column) 
 
 
 def _ours_avg(slots: dict[Column, tuple[OursValue, Result]]) -> Optional[OursValue]:
-    parts = {(c.task, c.metric): v for c, (v, _) in slots.items() if c.task in AVG_TASKS}
+    parts = {(c.task, c.metric): v for c, (v, _) in slots.items() if c.task in avg_tasks()}
     if not parts:
         return None
     avg = superglue_average({k: v.value for k, v in parts.items()})
@@ -332,7 +332,7 @@ def _paper_avg(spec: TableSpec, paper: PaperTables, row: Row) -> Optional[PaperV
     if printed is not None:
         return PaperValue(printed.value, printed.text, printed.status, printed.note, printed)
     values = {}
-    for task, metrics in AVG_TASKS.items():
+    for task, metrics in avg_tasks().items():
         for metric in metrics:
             cell = paper.get(spec.paper_table, row.paper_method, row.paper_backbone, task, metric)
             values[(task, metric)] = cell.value if cell is not None else None

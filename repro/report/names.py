@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Optional
 
+from repro.methods import all_methods
+
 # Our SuperGLUE task names (result files) -> the paper's column names.
 TASK_TO_PAPER: dict[str, str] = {
     "boolq": "BoolQ",
@@ -75,16 +77,14 @@ BACKBONE_FAMILY: dict[str, str] = {
     "gemma3-270m": "causal",
 }
 
-# Our method names -> the paper's row names, per kind of paper table. A method absent here has no paper row.
-METHOD_TO_PAPER: dict[str, dict[str, str]] = {
-    "lama": {"mp": "MP", "ft": "FT", "mp+ft": "MP+FT", "ptuning": "P-tuning"},
-    "supervised": {"mp": "PET-zero-shot", "mp-ft": "PET-FT", "cls-ft": "CLS-FT", "ptuning": "P-tuning"},
-    # Table 5's PET/iPET rows use unlabeled data and ensembles: no method of ours is the same thing.
-    "fewshot": {"ptuning": "P-tuning"},
-}
+def _method_order() -> tuple[str, ...]:
+    """Our method names in registration order (the row order of tables), each once."""
+    return tuple(dict.fromkeys(m.name for m in all_methods()))
 
-# Row order of our methods when several have no paper row.
-OUR_METHOD_ORDER = ("mp", "ft", "mp+ft", "cls-ft", "mp-ft", "ptuning", "ptuning-frozen")
+
+def method_to_paper(kind: str) -> dict[str, str]:
+    """Our method names -> the paper's row names in tables of this kind, from the method declarations."""
+    return {m.name: m.paper_names[kind] for m in all_methods() if kind in m.paper_names}
 
 
 def canonical_backbone(name: str) -> str:
@@ -103,12 +103,12 @@ def backbone_family(name: str, declared: Optional[str] = None) -> Optional[str]:
 
 def paper_method(kind: str, our_method: str) -> Optional[str]:
     """The paper's row name for our method in a table of this kind (`lama`, `supervised`, `fewshot`)."""
-    return METHOD_TO_PAPER.get(kind, {}).get(our_method)
+    return method_to_paper(kind).get(our_method)
 
 
 def paper_methods(kind: str) -> frozenset[str]:
     """Paper row names that some method of ours reproduces in tables of this kind."""
-    return frozenset(METHOD_TO_PAPER.get(kind, {}).values())
+    return frozenset(method_to_paper(kind).values())
 
 
 def metric_label(metric: str) -> str:
@@ -116,12 +116,13 @@ def metric_label(metric: str) -> str:
 
 
 def method_rank(our_method: str) -> int:
-    return OUR_METHOD_ORDER.index(our_method) if our_method in OUR_METHOD_ORDER else len(OUR_METHOD_ORDER)
+    order = _method_order()
+    return order.index(our_method) if our_method in order else len(order)
 
 
 def our_method(kind: str, paper_name: str) -> Optional[str]:
     """Inverse of `paper_method`: which method of ours reproduces this paper row, if any."""
-    return {v: k for k, v in METHOD_TO_PAPER.get(kind, {}).items()}.get(paper_name)
+    return {v: k for k, v in method_to_paper(kind).items()}.get(paper_name)
 
 
 def our_metric_key(result_kind: str, metric: str) -> str:

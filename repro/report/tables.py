@@ -15,7 +15,7 @@ import pandas as pd
 
 from repro.atomic import atomic_write_text
 from repro.report.match import Cell, OursValue, PaperValue, Row, TableView
-from repro.report.names import METHOD_TO_PAPER, method_rank
+from repro.report.names import method_rank, method_to_paper
 from repro.report.results import Result
 
 DASH = "—"
@@ -203,7 +203,7 @@ def relation_tables(results: list[Result]) -> list[RelationTable]:
 
 
 def method_name(method: str) -> str:
-    return METHOD_TO_PAPER["lama"].get(method, method)
+    return method_to_paper("lama").get(method, method)
 
 
 def relation_markdown(table: RelationTable) -> str:

@@ -2,7 +2,7 @@
 MultiRC EM/F1a), then Avg computed the paper's way (`repro.metrics.superglue_avg`: CB and MultiRC first
 averaged over their two metrics), then the diagnostics AX-b and AX-g (not part of Avg).
 
-`python -m repro.superglue.table --setting fewshot --backbone smollm2-135m --methods mp,ptuning`
+`python -m repro.report.superglue_table --setting fewshot --backbone smollm2-135m --methods mp,ptuning`
 
 Cells are `mean ± std` over seeds (`mean` alone for one seed); `†` marks a result evaluated on a subset or
 on partial data (its `notes` say which); Avg covers the paper's seven tasks a row has, `*` when some are
@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Optional, Sequence
 
 from repro.errors import ConfigError, ReproError
-from repro.methods import SUPERGLUE_METHODS, get_method
+from repro.methods import get_method
 from repro.metrics import superglue_avg
 from repro.results import PROJECT_ROOT
 
@@ -63,7 +63,7 @@ def format_table(results: dict[str, dict[str, Any]], tasks: Optional[Sequence[st
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     footnotes: list[str] = []
     for method, by_task in results.items():
-        name = f"{get_method(method, SUPERGLUE_METHODS).paper_name} ({method})"
+        name = f"{get_method(method, "superglue").paper_name} ({method})"
         row = [name] + [_cell(by_task.get(t), m) for t, m, _ in columns]
         avg_tasks = [t for t in PAPER_AVG_TASKS if t in by_task and (not tasks or t in wanted)]
         if avg_tasks:
@@ -104,7 +104,7 @@ def run_cli(args: argparse.Namespace) -> int:
     """Print the table; a ReproError (unknown method, no results) propagates to the caller's handler."""
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     for m in methods:
-        get_method(m, SUPERGLUE_METHODS)
+        get_method(m, "superglue")
     tasks = [t.strip() for t in args.tasks.split(",") if t.strip()] if args.tasks else None
     results = load_results(Path(args.results), args.setting, args.backbone, methods)
     if not any(results.values()):
@@ -115,7 +115,7 @@ def run_cli(args: argparse.Namespace) -> int:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m repro.superglue.table", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m repro.report.superglue_table", description=__doc__.splitlines()[0])
     add_arguments(p)
     try:
         return run_cli(p.parse_args(argv))

@@ -8,9 +8,9 @@ from typing import Sequence
 import torch
 from tqdm.auto import tqdm
 
-from repro.batch import collate, pad_id_of
-from repro.model import PromptedLM
-from repro.template import Rendered
+from repro.core.batch import collate, pad_id_of
+from repro.core.model import PromptedLM
+from repro.core.template import Rendered
 
 
 def length_batches(rendered: Sequence[Rendered], batch_size: int) -> list[list[int]]:

@@ -25,12 +25,13 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from repro.batch import Batch, collate, pad_id_of
+from repro.core.batch import Batch, collate, pad_id_of
 from repro.errors import ConfigError, DataError
-from repro.model import PromptedLM
-from repro.scoring import answer_log_probs, argmax_candidates, length_batches
-from repro.superglue.scorers import Scorer, ScorerContext, register_scorer
-from repro.template import Rendered, word_token_ids
+from repro.methods import Style
+from repro.core.model import PromptedLM
+from repro.core.inference import answer_log_probs, argmax_candidates, length_batches
+from repro.scorers.base import Scorer, ScorerContext, register_scorer
+from repro.core.template import Rendered, word_token_ids
 from tasks.base import Example
 
 
@@ -195,7 +196,7 @@ class ClassifierScorer(Scorer):
 
 
 def classification_scorer(ctx: ScorerContext) -> Scorer:
-    if ctx.method.template == "classifier":
+    if ctx.method.style is Style.CLASSIFIER:
         return ClassifierScorer(ctx)
     return VerbalizerScorer(ctx)
 

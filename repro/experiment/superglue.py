@@ -13,12 +13,12 @@ AX-b and AX-g are evaluated by the RTE model of the same setting, method, patter
 writes all three results, and `--task axb` trains on RTE (or reuses RTE's finished seeds).
 
 The engine knows nothing of a task's fields or answer space: the task adapter (`tasks/`) gives examples,
-patterns and metrics; the scorer registered for the task's kind (`repro.superglue.scorers`) renders,
+patterns and metrics; the scorer registered for the task's kind (`repro.scorers.base`) renders,
 computes the loss and predicts.
 
 Resume: each finished seed is a small JSON under `runs/superglue/...` (git-ignored), keyed by a fingerprint
 of everything that decides its numbers; a rerun reuses it. With `checkpoint` on, an interrupted seed also
-resumes from its last dev check (`repro.train`), with the same numbers.
+resumes from its last dev check (`repro.core.training`), with the same numbers.
 """
 
 from __future__ import annotations
@@ -35,17 +35,17 @@ from typing import Any, Optional, Sequence
 import torch
 from tqdm.auto import tqdm
 
-from repro.backbone import DEFAULT_BACKBONE, Backbone, load_backbone
+from repro.core.backbone import DEFAULT_BACKBONE, Backbone, load_backbone
 from repro.data import data_root, partial_status, require
 from repro.errors import ConfigError
-from repro.methods import SUPERGLUE_METHODS, Method, get_method
+from repro.methods import Method, get_method, method_names
 from repro.metrics import mean_std
-from repro.model import PromptedLM
+from repro.core.model import PromptedLM
 from repro.ptuning import PromptEncoder, PromptEncoderConfig, paper_lstm_config
 from repro.results import PROJECT_ROOT, RunRecord, write_result
-from repro.superglue.config import PRESETS, SuperGLUEConfig
-from repro.superglue.scorers import ScorerContext, make_scorer
-from repro.train import set_seed, train
+from repro.experiment.superglue_config import PRESETS, SuperGLUEConfig
+from repro.scorers.base import ScorerContext, make_scorer
+from repro.core.training import set_seed, train
 from tasks.base import Example, Task, slots_after_target
 from tasks.registry import TASKS, get_task
 
@@ -148,7 +148,7 @@ class RunPlan:
     @property
     def style(self) -> str:
         """The pattern family of the method: manual | ptuning | classifier."""
-        return self.method.template
+        return self.method.style.value
 
 
 def check_pattern(run: RunPlan, variant: str) -> None:
@@ -277,7 +277,7 @@ def run_superglue(
     """Run (or resume) every seed and write one result per evaluated task; returns them by task name."""
     record = RunRecord(dtype=config.dtype, device=device)
     root = data_root(root)
-    method = get_method(config.method, SUPERGLUE_METHODS)
+    method = get_method(config.method, "superglue")
     train_task = get_task(config.train_task)
     eval_tasks = [train_task] + [get_task(n) for n in train_task.diagnostics]
     data = load_data(config, train_task, eval_tasks, root)  # before the backbone: a missing file fails fast
@@ -383,7 +383,7 @@ def register(subparsers) -> None:
     p.add_argument("--task", required=True, help=f"one of {', '.join(TASKS)}")
     p.add_argument("--setting", default="fewshot", help="fewshot | supervised")
     p.add_argument("--backbone", default=DEFAULT_BACKBONE, help="embedded name, local model dir or hub id")
-    p.add_argument("--method", default="ptuning", help=", ".join(SUPERGLUE_METHODS))
+    p.add_argument("--method", default="ptuning", help=", ".join(method_names("superglue")))
     p.add_argument("--seeds", default="3", help="a count N (seeds 42..42+N-1) or a comma-separated list")
     p.add_argument("--preset", default="cpu", help=", ".join(PRESETS))
     p.add_argument("--pattern", default=None, help="pattern variant (default: the task's; see tasks/<task>.py)")

@@ -7,7 +7,7 @@ from typing import Optional, Sequence
 
 import torch
 
-from repro.template import Rendered
+from repro.core.template import Rendered
 
 
 @dataclass

@@ -28,11 +28,11 @@ import json
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, Mapping, Optional
 
-from repro.backbone import DEFAULT_BACKBONE, DTYPES
+from repro.core.backbone import DEFAULT_BACKBONE, DTYPES
 from repro.errors import ConfigError
-from repro.methods import SUPERGLUE_METHODS, get_method
-from repro.train import TrainConfig
-from tasks.base import SETTINGS
+from repro.methods import get_method, method_names
+from repro.core.training import TrainConfig
+from tasks.base import SETTINGS, Task
 from tasks.registry import TASKS, get_task
 
 DEFAULT_SEEDS = (42, 43, 44)  # "3 runs from seed 42"
@@ -46,24 +46,27 @@ class Preset:
 
     description: str
     fewshot: TrainConfig
-    fewshot_steps: Mapping[str, int]  # task -> max steps (others: fewshot.max_steps)
     supervised: TrainConfig
     supervised_large_epochs: int  # epochs on the large training sets (supervised.max_epochs on the others)
     dtype: str
     max_length: int
-    max_length_by_task: Mapping[str, int]
     eval_batch_size: int
-    max_eval: Mapping[str, int]  # task -> evaluation subset size in examples (absent: the full set)
+    authors_task_settings: bool  # the tasks' `paper_fewshot_steps` and `paper_max_length` apply
+    eval_subsets: bool  # the tasks' `cpu_eval_subset` applies (else every evaluation set is whole)
 
-    def train_config(self, task: str, setting: str) -> TrainConfig:
+    def train_config(self, task: Task, setting: str) -> TrainConfig:
         if setting == "fewshot":
-            return replace(self.fewshot, max_steps=self.fewshot_steps.get(task, self.fewshot.max_steps))
-        if task in LARGE_TRAIN_SETS:
+            steps = task.paper_fewshot_steps if self.authors_task_settings else None
+            return replace(self.fewshot, max_steps=steps or self.fewshot.max_steps)
+        if task.large_train_set:
             return replace(self.supervised, max_epochs=self.supervised_large_epochs)
         return self.supervised
 
+    def max_length_for(self, task: Task) -> int:
+        return (task.paper_max_length if self.authors_task_settings else None) or self.max_length
 
-LARGE_TRAIN_SETS = ("boolq", "multirc", "record", "wic")
+    def max_eval_for(self, task: Task) -> Optional[int]:
+        return task.cpu_eval_subset if self.eval_subsets else None
 
 PRESETS: dict[str, Preset] = {
     "paper": Preset(
@@ -71,25 +74,22 @@ PRESETS: dict[str, Preset] = {
         fewshot=TrainConfig(optimizer="adamw", lr_encoder=1e-4, lr_backbone=1e-5, weight_decay=0.1, encoder_weight_decay=0.0,
                             adam_eps=1e-8, schedule="linear", warmup_ratio=0.0, batch_size=16, max_steps=3500, eval_every_steps=20,
                             patience=10, max_grad_norm=1.0, seed=42),
-        fewshot_steps={"boolq": 250, "cb": 250, "multirc": 250},
         supervised=TrainConfig(optimizer="adamw", lr_encoder=1e-4, lr_backbone=1e-5, weight_decay=0.1,
                                encoder_weight_decay=0.0, adam_eps=1e-8, schedule="linear", batch_size=16, max_epochs=20, patience=5,
                                max_grad_norm=1.0, seed=42),
         supervised_large_epochs=10,
-        dtype="float32", max_length=256, max_length_by_task={"multirc": 512}, eval_batch_size=32, max_eval={},
+        dtype="float32", max_length=256, eval_batch_size=32, authors_task_settings=True, eval_subsets=False,
     ),
     "cpu": Preset(
         description="the paper's recipe scaled to 2 CPU cores (fewer, larger steps; bf16; large dev sets subsampled)",
         fewshot=TrainConfig(optimizer="adamw", lr_encoder=1e-3, lr_backbone=2e-5, weight_decay=0.1, encoder_weight_decay=0.0,
                             adam_eps=1e-8, schedule="linear", warmup_ratio=0.0, batch_size=8, max_steps=20, eval_every_steps=10,
                             patience=2, max_grad_norm=1.0, seed=42),
-        fewshot_steps={},
         supervised=TrainConfig(optimizer="adamw", lr_encoder=1e-3, lr_backbone=2e-5, weight_decay=0.1,
                                encoder_weight_decay=0.0, adam_eps=1e-8, schedule="linear", batch_size=16, max_epochs=2, patience=1,
                                max_grad_norm=1.0, seed=42),
         supervised_large_epochs=1,
-        dtype="bfloat16", max_length=256, max_length_by_task={}, eval_batch_size=32,
-        max_eval={"boolq": 500, "multirc": 500},
+        dtype="bfloat16", max_length=256, eval_batch_size=32, authors_task_settings=False, eval_subsets=True,
     ),
 }
 
@@ -101,7 +101,7 @@ class SuperGLUEConfig:
     task: str = field(default="rte", metadata={"help": f"one of {', '.join(TASKS)}"})
     setting: str = field(default="fewshot", metadata={"help": "fewshot (FewGLUE 32 + dev32) | supervised (full train)"})
     backbone: str = field(default=DEFAULT_BACKBONE, metadata={"help": "embedded name, local model dir or hub id"})
-    method: str = field(default="ptuning", metadata={"help": ", ".join(SUPERGLUE_METHODS)})
+    method: str = field(default="ptuning", metadata={"help": ", ".join(method_names("superglue"))})
     preset: str = field(default="cpu", metadata={"help": ", ".join(PRESETS)})
     seeds: list[int] = field(default_factory=lambda: list(DEFAULT_SEEDS),
                              metadata={"help": "training seeds (the paper: 3 runs from 42); zero-shot uses the first"})
@@ -128,7 +128,7 @@ class SuperGLUEConfig:
     def __post_init__(self) -> None:
         if self.setting not in SETTINGS:
             raise ConfigError(f"unknown setting {self.setting!r}; valid: {', '.join(SETTINGS)}")
-        get_method(self.method, SUPERGLUE_METHODS)
+        get_method(self.method, "superglue")
         if self.preset not in PRESETS:
             raise ConfigError(f"unknown preset {self.preset!r}; valid: {', '.join(PRESETS)}")
         if self.encoder not in ENCODERS:
@@ -143,11 +143,11 @@ class SuperGLUEConfig:
         self.dtype = self.dtype or preset.dtype
         if self.dtype not in DTYPES:
             raise ConfigError(f"unknown dtype {self.dtype!r}; valid: {', '.join(DTYPES)}")
-        self.max_length = self.max_length or preset.max_length_by_task.get(self.train_task, preset.max_length)
+        self.max_length = self.max_length or preset.max_length_for(get_task(self.train_task))
         self.eval_batch_size = self.eval_batch_size or preset.eval_batch_size
         if isinstance(self.train, dict):
             self.train = TrainConfig(**self.train)
-        self.train = self.train or preset.train_config(self.train_task, self.setting)
+        self.train = self.train or preset.train_config(get_task(self.train_task), self.setting)
 
     @property
     def train_task(self) -> str:
@@ -156,11 +156,11 @@ class SuperGLUEConfig:
 
     def max_eval_for(self, task: str) -> Optional[int]:
         """The evaluation subset size for `task` (None: the full set)."""
-        return PRESETS[self.preset].max_eval.get(task) if self.max_eval == -1 else self.max_eval
+        return PRESETS[self.preset].max_eval_for(get_task(task)) if self.max_eval == -1 else self.max_eval
 
     @property
     def zero_shot(self) -> bool:
-        return get_method(self.method, SUPERGLUE_METHODS).zero_shot
+        return get_method(self.method, "superglue").zero_shot
 
     def to_dict(self) -> dict[str, Any]:
         data = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "train"}

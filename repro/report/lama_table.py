@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from repro.errors import DataError
-from repro.methods import LAMA_METHODS, get_method
+from repro.methods import get_method
 from repro.report.paper import load_paper_tables
 from repro.results import PROJECT_ROOT
 
@@ -20,7 +20,7 @@ PAPER_GPT_ROWS = ("gpt2-medium", "gpt2-xl")
 def load_summaries(results_root: Path, backbone: str, methods: list[str], vocab: str) -> dict[str, dict[str, Any]]:
     summaries = {}
     for method in methods:
-        get_method(method, LAMA_METHODS)
+        get_method(method, "lama")
         path = results_root / "lama" / backbone / f"{method}-{vocab}" / "summary.json"
         if not path.is_file():
             raise DataError(f"{path}: no summary; run `python -m repro lama --backbone {backbone} --method {method} "
@@ -60,7 +60,7 @@ def format_table(summaries: dict[str, dict[str, Any]], backbone: str, vocab: str
     for row_backbone in PAPER_GPT_ROWS:
         cells = []
         for method in methods:
-            cell = paper.get(PAPER_TABLE, LAMA_METHODS[method].paper_name, row_backbone, "LAMA", "P@1")
+            cell = paper.get(PAPER_TABLE, get_method(method, "lama").paper_name, row_backbone, "LAMA", "P@1")
             cells.append(_cell(cell.value if cell else None) + ("" if cell is None or cell.status == "corroborated" else "†"))
         lines.append(f"{row_backbone:<16}" + "".join(f"{c:>{width}}" for c in cells))
     lines.append("† transcribed from the paper, not independently corroborated")

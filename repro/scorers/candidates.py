@@ -38,12 +38,13 @@ from typing import Any, Optional, Sequence
 import torch
 from tqdm.auto import tqdm
 
-from repro.batch import collate, pad_id_of
+from repro.core.batch import collate, pad_id_of
 from repro.errors import ConfigError
-from repro.model import PromptedLM, softcap
-from repro.scoring import length_batches
-from repro.superglue.scorers import Scorer, ScorerContext, register_scorer
-from repro.template import Rendered, Template, TemplateError, word_token_ids
+from repro.methods import Style
+from repro.core.model import PromptedLM, softcap
+from repro.core.inference import length_batches
+from repro.scorers.base import Scorer, ScorerContext, register_scorer
+from repro.core.template import Rendered, Template, TemplateError, word_token_ids
 from tasks.base import Example
 
 NORMALIZE = ("sum", "mean")
@@ -445,7 +446,7 @@ class SpanScorer(Scorer):
 
 
 def _require_target(ctx: ScorerContext) -> None:
-    if ctx.method.template == "classifier" or not ctx.template.has_target:
+    if ctx.method.style is Style.CLASSIFIER or not ctx.template.has_target:
         raise ConfigError(f"task {ctx.task.name!r} ({ctx.task.kind}) is scored through a [MASK] target; "
                           f"method {ctx.method.name!r} with pattern {ctx.pattern!r} has none (CLS-FT is not offered "
                           "for COPA, WSC and ReCoRD)")

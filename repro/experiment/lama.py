@@ -26,17 +26,17 @@ import torch
 from tqdm.auto import tqdm
 
 from repro import metrics
-from repro.backbone import DEFAULT_BACKBONE, Backbone, load_backbone
-from repro.batch import collate, pad_id_of
+from repro.core.backbone import DEFAULT_BACKBONE, Backbone, load_backbone
+from repro.core.batch import collate, pad_id_of
 from repro.data import data_root
 from repro.errors import ConfigError
-from repro.methods import LAMA_METHODS, Method, get_method
-from repro.model import PromptedLM
+from repro.methods import Method, Style, get_method, method_names
+from repro.core.model import PromptedLM
 from repro.ptuning import PromptEncoder, PromptEncoderConfig, paper_lstm_config
 from repro.results import PROJECT_ROOT, RunRecord, write_result
-from repro.scoring import argmax_candidates
-from repro.template import Rendered, Template
-from repro.train import TrainConfig, set_seed, train
+from repro.core.inference import argmax_candidates
+from repro.core.template import Rendered, Template
+from repro.core.training import TrainConfig, set_seed, train
 from tasks import lama as lama_data
 
 @dataclass(frozen=True)
@@ -92,7 +92,7 @@ class LamaConfig:
     backbone_kind: str = field(default="", metadata={"help": "masked | causal: filled in from the loaded backbone"})
 
     def __post_init__(self) -> None:
-        get_method(self.method, LAMA_METHODS)
+        get_method(self.method, "lama")
         if self.vocab not in lama_data.VOCAB_STRATEGIES:
             raise ConfigError(f"unknown vocab {self.vocab!r}; valid: {', '.join(lama_data.VOCAB_STRATEGIES)}")
         if self.preset not in PRESETS:
@@ -133,9 +133,9 @@ def ptuning_template(backbone: Backbone, config: LamaConfig) -> Template:
 
 
 def method_template(method: Method, relation: lama_data.Relation, backbone: Backbone, config: LamaConfig) -> Template:
-    if method.template == "manual":
+    if method.style is Style.MANUAL:
         return Template.parse(relation.prompt)
-    if method.template == "bare":
+    if method.style is Style.BARE:
         return Template.parse("{sub} [MASK]")
     return ptuning_template(backbone, config)
 
@@ -158,7 +158,7 @@ def run_lama(
     record = RunRecord(dtype=config.dtype, device=device)
     root = data_root(root)
     relations = lama_data.get_relations(root, config.relations)
-    method = get_method(config.method, LAMA_METHODS)
+    method = get_method(config.method, "lama")
     backbone = backbone or load_backbone(config.backbone)
     backbone.model.to(device)
     config.backbone_kind = "causal" if backbone.is_causal else "masked"
@@ -333,7 +333,7 @@ def _summary(per_relation: dict[str, dict[str, Any]], config: LamaConfig, backbo
 def register(subparsers) -> None:
     p = subparsers.add_parser("lama", help="LAMA knowledge probing (P@1)", description=__doc__.split("\n\n")[0])
     p.add_argument("--backbone", default=DEFAULT_BACKBONE, help="embedded name, local model dir or hub id")
-    p.add_argument("--method", default="ptuning", choices=list(LAMA_METHODS))
+    p.add_argument("--method", default="ptuning", choices=list(method_names("lama")))
     p.add_argument("--vocab", default="29k", choices=list(lama_data.VOCAB_STRATEGIES))
     p.add_argument("--relations", default=None, help="comma-separated relation ids (default: all 41)")
     p.add_argument("--preset", default="cpu", choices=list(PRESETS))

@@ -14,8 +14,8 @@ from typing import Optional
 import torch
 from torch import nn
 
-from repro.backbone import DTYPES, Backbone
-from repro.batch import Batch
+from repro.core.backbone import DTYPES, Backbone
+from repro.core.batch import Batch
 from repro.ptuning import PromptEncoder
 
 

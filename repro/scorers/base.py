@@ -1,6 +1,6 @@
 """The scorer interface: how the engine trains and evaluates a task without knowing its answer space.
 
-The engine (`repro.superglue.run`) knows settings, seeds, data files, training and results; a task adapter
+The engine (`repro.experiment.superglue`) knows settings, seeds, data files, training and results; a task adapter
 (`tasks/`) knows its fields, patterns, labels and metric; a *scorer* joins a task kind to a model. Per task
 kind (`Task.kind`: classification, candidates, span) one factory is registered:
 
@@ -12,7 +12,7 @@ parsed template of the chosen pattern, max length, eval batch size, and the run'
 
     scorer = make_scorer(ctx)             # imports the kind's module on first use, which registers it
     items = scorer.train_items(train_examples)          # once per seed (through task.train_examples)
-    train(scorer.model, items, scorer.loss, evaluate, ...)   # repro.train: scorer.loss(list of items) -> scalar
+    train(scorer.model, items, scorer.loss, evaluate, ...)   # repro.core.training: scorer.loss(list of items) -> scalar
     predictions = scorer.predict(examples)              # aligned with examples; fed to task.score(...)
 
 `Scorer.model` is the module whose `trainable_parameters()` the loop optimises (the prompted LM, or a
@@ -42,14 +42,14 @@ from torch import nn
 
 from repro.errors import ConfigError
 from repro.methods import Method
-from repro.model import PromptedLM
-from repro.template import Rendered, Template
+from repro.core.model import PromptedLM
+from repro.core.template import Rendered, Template
 from tasks.base import Example, Task
 
 SCORER_MODULES: dict[str, str] = {
-    "classification": "repro.superglue.classify",
-    "candidates": "repro.superglue.candidates",
-    "span": "repro.superglue.candidates",
+    "classification": "repro.scorers.classification",
+    "candidates": "repro.scorers.candidates",
+    "span": "repro.scorers.candidates",
 }
 
 
