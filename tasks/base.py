@@ -29,7 +29,7 @@ from repro.data import iter_jsonl
 from repro.errors import ConfigError, DataError
 from repro.core.template import Slot, Target, Template
 
-KINDS = ("classification", "candidates", "span")
+KINDS = ("classification", "candidates", "span", "vocab")
 STYLES = ("manual", "ptuning", "classifier")
 SETTINGS = ("fewshot", "supervised")
 

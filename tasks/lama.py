@@ -29,10 +29,12 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping, Optional, Sequence, Union
+from typing import Any, Mapping, Optional, Sequence, Union
 
+from repro import metrics
 from repro.data import PathLike, read_partial, require, iter_jsonl
 from repro.errors import ConfigError, DataError
+from tasks.base import Example, Task
 
 LAMA_DIR = "lama"
 FACTS_DIR = "lama/fact-retrieval/original"
@@ -300,3 +302,42 @@ def filter_facts(facts: Sequence[Fact], vocab: AllowedVocab) -> tuple[list[Fact]
     kept = [f for f in facts if f.obj_label in vocab.word_to_id]
     dropped = [f for f in facts if f.obj_label not in vocab.word_to_id]
     return kept, dropped
+
+
+# ---------------------------------------------------------------------------------------------- the task
+class Lama(Task):
+    """One LAMA relation as a task: an example is a fact (`{sub}` -> its object word), the answer is the
+    argmax over the allowed vocabulary at the target (answer kind `vocab`, `repro.scorers.vocab`), the
+    metric P@1. Patterns: `manual` the relation's prompt, `bare` the subject then the target (FT), `ptuning`
+    the paper's prompt-token template for this backbone kind (the driver passes it, see
+    `repro.experiment.lama.ptuning_template`)."""
+
+    name = "lama"
+    kind = "vocab"
+    paper_name = "LAMA"
+    metrics = ("p_at_1",)
+    in_paper_tables = False  # LAMA has its own tables (Table 2), not SuperGLUE columns
+    in_avg = False
+
+    def __init__(self, relation: Optional[Relation] = None, vocab: Optional[AllowedVocab] = None,
+                 ptuning_pattern: str = "[P*3] {sub} [P*3] [MASK]") -> None:
+        self.relation = relation
+        self.vocab = vocab
+        self.manual_patterns = {"manual": relation.prompt} if relation is not None else {}
+        self.ptuning_patterns = {"paper": ptuning_pattern}
+
+    def patterns(self, style: str) -> Mapping[str, str]:
+        if style == "bare":
+            return {"bare": "{sub} [MASK]"}
+        return super().patterns(style)
+
+    def facts_as_examples(self, facts: Sequence[Fact], split: str) -> list[Example]:
+        return [Example(f"{relation_file(f.relation, split)}:{f.line}", {"sub": f.sub_label}, f.obj_label)
+                for f in facts]
+
+    def gold_ids(self, examples: Sequence[Example]) -> list[int]:
+        return [self.vocab.id_of(ex.label) for ex in examples]
+
+    def score(self, examples: Sequence[Example], predictions: Sequence[Any]) -> dict[str, float]:
+        """P@1 of predicted token ids against the objects' ids (both within the allowed vocabulary)."""
+        return {"p_at_1": metrics.p_at_1(predictions, self.gold_ids(examples))}

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from repro.experiment import lama
+from repro.experiment import engine, lama
 from repro.cli import main
 from repro.errors import DataError
 from repro.experiment.lama import LamaConfig, PRESETS, method_template, ptuning_template, run_lama
@@ -85,7 +85,7 @@ class Interrupted(Exception):
 def test_interrupted_run_resumes_with_identical_results(load_tiny, shared_data, tmp_path, monkeypatch):
     straight = _run(load_tiny, "gpt2", _config("ptuning"), shared_data, tmp_path / "straight")
 
-    real_train = lama.train
+    real_train = engine.train
     calls = {"n": 0}
 
     def interrupting_train(model, items, loss_fn, evaluate, config, **kwargs):
@@ -99,13 +99,13 @@ def test_interrupted_run_resumes_with_identical_results(load_tiny, shared_data, 
             return real_train(model, items, flaky, evaluate, config, **kwargs)
         return real_train(model, items, loss_fn, evaluate, config, **kwargs)
 
-    monkeypatch.setattr(lama, "train", interrupting_train)
+    monkeypatch.setattr(engine, "train", interrupting_train)
     with pytest.raises(Interrupted):
         _run(load_tiny, "gpt2", _config("ptuning"), shared_data, tmp_path / "resumed")
     out = tmp_path / "resumed" / "results" / "lama" / "gpt2" / "ptuning-29k"
     assert (out / "P101.json").is_file() and not (out / "P1376.json").exists() and not (out / "summary.json").exists()
     assert (tmp_path / "resumed" / "runs" / "lama" / "gpt2" / "ptuning-29k" / "P1376" / "train_state.pt").is_file()
-    monkeypatch.setattr(lama, "train", real_train)
+    monkeypatch.setattr(engine, "train", real_train)
 
     first_done = (out / "P101.json").read_text()
     resumed = _run(load_tiny, "gpt2", _config("ptuning"), shared_data, tmp_path / "resumed")

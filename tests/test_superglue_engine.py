@@ -18,7 +18,8 @@ from repro.core.model import PromptedLM
 from repro.scorers import classification as classify
 from repro.experiment import superglue as engine_module
 from repro.experiment.superglue_config import PRESETS, SuperGLUEConfig
-from repro.experiment.superglue import parse_seeds, run_superglue
+from repro.cli import parse_seeds
+from repro.experiment.superglue import run_superglue
 from repro.scorers.base import ScorerContext, make_scorer
 from repro.core.template import Template, TemplateError
 from tasks.cb import Cb
@@ -287,7 +288,7 @@ def test_cli_errors_are_one_line(capsys, argv, message):
 
 
 def test_seed_arguments():
-    assert parse_seeds("3") == [42, 43, 44] and parse_seeds("7,9") == [7, 9]
+    assert parse_seeds("3", 42) == [42, 43, 44] and parse_seeds("7,9", 42) == [7, 9] and parse_seeds("2", 34) == [34, 35]
 
 
 def test_committed_fewshot_results_cover_every_task_and_their_means_are_the_seed_means():

@@ -23,31 +23,25 @@ resumes from its last dev check (`repro.core.training`), with the same numbers.
 
 from __future__ import annotations
 
-import argparse
-import copy
-import json
 import shutil
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
 import torch
 from tqdm.auto import tqdm
 
-from repro.core.backbone import DEFAULT_BACKBONE, Backbone, load_backbone
+from repro.core.backbone import Backbone, load_backbone
 from repro.data import data_root, partial_status, require
 from repro.errors import ConfigError
-from repro.methods import Method, get_method, method_names
+from repro.experiment.engine import PristineLM, build_scorer, evaluate, fit, load_finished, subset
+from repro.experiment.superglue_config import SuperGLUEConfig
+from repro.methods import Method, get_method
 from repro.metrics import mean_std
-from repro.core.model import PromptedLM
-from repro.ptuning import PromptEncoder, PromptEncoderConfig, paper_lstm_config
 from repro.results import PROJECT_ROOT, RunRecord, write_result
-from repro.experiment.superglue_config import PRESETS, SuperGLUEConfig
-from repro.scorers.base import ScorerContext, make_scorer
-from repro.core.training import set_seed, train
 from tasks.base import Example, Task, slots_after_target
-from tasks.registry import TASKS, get_task
+from tasks.registry import get_task
 
 SCHEMA = "repro.superglue/1"
 SEED_SCHEMA = "repro.superglue.seed/1"
@@ -92,11 +86,12 @@ def load_data(config: SuperGLUEConfig, train_task: Task, eval_tasks: Sequence[Ta
     dev_examples: list[Example] = []
     files = train_task.files()
     if not config.zero_shot:
-        train_examples = read(train_task, files.train(config.setting), "training")[: config.max_train]
+        train_examples = subset(read(train_task, files.train(config.setting), "training"), config.max_train,
+                                SUBSET_SEED)
         dev_examples = read(train_task, files.dev(config.setting), "model-selection")
         if config.setting == "supervised":  # the dev set is the evaluation set: select on what is evaluated
             dev_examples = eval_subset(dev_examples, config.max_eval_for(train_task.name))
-        dev_examples = dev_examples[: config.max_dev]
+        dev_examples = subset(dev_examples, config.max_dev, SUBSET_SEED)
         if config.max_train is not None or config.max_dev is not None:
             notes.append(f"training on {len(train_examples)} and selecting on {len(dev_examples)} examples "
                          "(max_train/max_dev set)")
@@ -186,20 +181,16 @@ class Engine:
         self.runs_dir = runs_dir
         self.quiet = quiet
         self.fingerprint = run.config.fingerprint()
-        self.pristine: Optional[dict[str, torch.Tensor]] = None  # the LM's weights before any seed trained it
+        self.pristine = PristineLM(run.backbone, run.method)  # the LM's weights before any seed trained it
 
     def seed_path(self, variant: str, seed: int) -> Path:
         return self.runs_dir / variant / f"seed{seed}.json"
 
     def seed_result(self, variant: str, seed: int) -> dict[str, Any]:
         path = self.seed_path(variant, seed)
-        if path.is_file():
-            try:
-                done = json.loads(path.read_text())
-            except json.JSONDecodeError:
-                done = None
-            if done and done.get("fingerprint") == self.fingerprint and done.get("schema") == SEED_SCHEMA:
-                return done
+        done = load_finished(path, "fingerprint", self.fingerprint, SEED_SCHEMA)
+        if done is not None:
+            return done
         result = self._compute(variant, seed)
         write_result(path, result)
         shutil.rmtree(self._checkpoint_dir(variant, seed), ignore_errors=True)
@@ -215,53 +206,22 @@ class Engine:
     def _compute(self, variant: str, seed: int) -> dict[str, Any]:
         started = time.perf_counter()
         run, config = self.run, self.run.config
-        backbone = run.backbone
-        if run.method.trains_backbone:
-            if self.pristine is None:
-                self.pristine = copy.deepcopy(backbone.model.state_dict())
-            else:
-                backbone.model.load_state_dict(self.pristine)
-        set_seed(seed)
-        template = run.train_task.template(run.style, variant)
-        encoder = new_encoder(template.num_prompt_tokens, backbone, config) if run.method.uses_encoder else None
-        model = PromptedLM(backbone, encoder, train_backbone=run.method.trains_backbone, dtype=config.dtype)
-        ctx = ScorerContext(run.train_task, run.method, model, template, variant, config.max_length,
-                            config.eval_batch_size, quiet=self.quiet, options=dict(config.scorer_options))
-        scorer = make_scorer(ctx)
+        self.pristine.reset()
+        task = run.train_task
+        template = task.template(run.style, variant)
+        scorer = build_scorer(task, run.method, run.backbone, template, variant, config, seed,
+                              max_length=config.max_length, options=config.scorer_options, quiet=self.quiet)
         training = None
         if not run.method.zero_shot:
-            items = scorer.train_items(self.data.train)
-            task, dev = run.train_task, self.data.dev
-
-            def evaluate() -> float:
-                return task.selection_score(task.score(dev, scorer.predict(dev, desc="dev")))
-
-            outcome = train(scorer.model, items, scorer.loss, evaluate, replace(config.train, seed=seed),
-                            checkpoint_dir=self._checkpoint_dir(variant, seed) if self._uses_checkpoints() else None,
-                            desc=f"{task.name} {variant} seed {seed}", quiet=self.quiet)
-            training = {"n_train": len(items), "n_dev": len(dev), "best_dev": outcome.best_score,
-                        "best_step": outcome.best_step, "best_epoch": outcome.best_epoch, "steps": outcome.steps,
-                        "stopped_early": outcome.stopped_early, "resumed_from_step": outcome.resumed_from_step,
-                        "history": outcome.history}
-        metrics = {}
-        for ev in self.data.evals:
-            predictions = scorer.predict(ev.examples, desc=f"{ev.task.name} eval")
-            metrics[ev.task.name] = ev.task.score(ev.examples, predictions)
+            checkpoint = self._checkpoint_dir(variant, seed) if self._uses_checkpoints() else None
+            training = fit(scorer, task, self.data.train, self.data.dev, config.train, seed, checkpoint_dir=checkpoint,
+                           desc=f"{task.name} {variant} seed {seed}", quiet=self.quiet)
+        metrics = {ev.task.name: evaluate(scorer, ev.task, ev.examples, f"{ev.task.name} eval") for ev in self.data.evals}
         return {
             "schema": SEED_SCHEMA, "fingerprint": self.fingerprint, "seed": seed, "pattern": variant,
             "template": str(template), "metrics": metrics, "training": training, "scoring": scorer.describe(),
             "wall_time_s": round(time.perf_counter() - started, 2),
         }
-
-
-def new_encoder(num_prompt_tokens: int, backbone: Backbone, config: SuperGLUEConfig) -> PromptEncoder:
-    """The few-shot code's encoder: embedding -> biLSTM (hidden = embedding size per direction) -> MLP."""
-    dim = backbone.hidden_size
-    hidden = config.encoder_hidden or dim
-    if config.encoder == "lstm":
-        return PromptEncoder(paper_lstm_config(num_prompt_tokens, dim, encoder_hidden_size=hidden))
-    return PromptEncoder(PromptEncoderConfig(num_virtual_tokens=num_prompt_tokens, token_dim=dim,
-                                             encoder_hidden_size=hidden))
 
 
 def run_superglue(
@@ -374,95 +334,6 @@ def result_payload(run: RunPlan, data: RunData, ev: EvalSet, variant: str, per_s
         payload["training"] = {str(s): {k: v for k, v in r["training"].items() if k != "history"}
                                for s, r in per_seed.items()}
     return payload
-
-
-# ------------------------------------------------------------------------------------------------ CLI
-def register(subparsers) -> None:
-    p = subparsers.add_parser("superglue", help="SuperGLUE: few-shot and supervised, per task",
-                              description=__doc__.split("\n\n")[0])
-    p.add_argument("--task", required=True, help=f"one of {', '.join(TASKS)}")
-    p.add_argument("--setting", default="fewshot", help="fewshot | supervised")
-    p.add_argument("--backbone", default=DEFAULT_BACKBONE, help="embedded name, local model dir or hub id")
-    p.add_argument("--method", default="ptuning", help=", ".join(method_names("superglue")))
-    p.add_argument("--seeds", default="3", help="a count N (seeds 42..42+N-1) or a comma-separated list")
-    p.add_argument("--preset", default="cpu", help=", ".join(PRESETS))
-    p.add_argument("--pattern", default=None, help="pattern variant (default: the task's; see tasks/<task>.py)")
-    p.add_argument("--encoder", default="lstm", help="lstm | mlp")
-    p.add_argument("--dtype", default="", help="float32 | bfloat16 (default: the preset's)")
-    p.add_argument("--max-steps", type=int, default=None, help="override the preset's training steps")
-    p.add_argument("--epochs", type=int, default=None, help="override the preset's maximum epochs")
-    p.add_argument("--batch-size", type=int, default=None, help="override the preset's batch size")
-    p.add_argument("--eval-every", type=int, default=None, help="override the preset's steps between dev checks")
-    p.add_argument("--lr-backbone", type=float, default=None, help="override the LM's learning rate")
-    p.add_argument("--lr-encoder", type=float, default=None, help="override the prompt encoder's learning rate")
-    p.add_argument("--max-length", type=int, default=0, help="tokens per input (default: the preset's)")
-    p.add_argument("--max-eval", type=int, default=-1, help="evaluation subset size (-1: preset's; 0: all)")
-    p.add_argument("--max-train", type=int, default=None, help="use only the first N training examples")
-    p.add_argument("--max-dev", type=int, default=None, help="use only the first N model-selection examples")
-    p.add_argument("--scorer-option", action="append", default=[], metavar="KEY=VALUE",
-                   help="option for the task kind's scorer (repeatable), e.g. normalize=mean")
-    p.add_argument("--checkpoint", default="auto", help="auto | always | never (mid-seed checkpoints)")
-    p.add_argument("--data-root", default=None, help="data root (default: $REPRO_DATA or ./data)")
-    p.add_argument("--results", default=str(PROJECT_ROOT / "results"), help="results root")
-    p.add_argument("--runs", default=str(PROJECT_ROOT / "runs"), help="per-seed records and checkpoints")
-    p.add_argument("--threads", type=int, default=0,
-                   help="torch CPU threads (0: torch's default); on a machine shared with other jobs, 1 avoids "
-                        "threads waiting on each other (10x faster measured on 2 busy cores)")
-    p.add_argument("--device", default="cpu", help="torch device, e.g. cpu, cuda, cuda:1")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
-    p.set_defaults(func=_cli)
-
-
-def parse_seeds(text: str) -> list[int]:
-    text = str(text).strip()
-    try:
-        if "," in text:
-            return [int(s) for s in text.split(",") if s.strip()]
-        count = int(text)
-    except ValueError:
-        raise ConfigError(f"--seeds takes a count or a comma-separated list of integers, got {text!r}") from None
-    if count <= 0:
-        raise ConfigError(f"--seeds count must be positive, got {count}")
-    return [42 + i for i in range(count)]
-
-
-def parse_options(items: Sequence[str]) -> dict[str, str]:
-    options = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise ConfigError(f"--scorer-option takes KEY=VALUE, got {item!r}")
-        options[key.strip()] = value.strip()
-    return options
-
-
-def config_from_args(args: argparse.Namespace) -> SuperGLUEConfig:
-    config = SuperGLUEConfig(
-        task=args.task, setting=args.setting, backbone=args.backbone, method=args.method, preset=args.preset,
-        seeds=parse_seeds(args.seeds), pattern=args.pattern, encoder=args.encoder, dtype=args.dtype,
-        max_length=args.max_length, max_eval=None if args.max_eval == 0 else args.max_eval,
-        max_train=args.max_train, max_dev=args.max_dev, checkpoint=args.checkpoint,
-        scorer_options=parse_options(args.scorer_option),
-    )
-    overrides = {k: v for k, v in {
-        "max_steps": args.max_steps, "max_epochs": args.epochs, "batch_size": args.batch_size,
-        "eval_every_steps": args.eval_every, "lr_backbone": args.lr_backbone, "lr_encoder": args.lr_encoder,
-    }.items() if v is not None}
-    if overrides:
-        config.train = replace(config.train, **overrides)
-    return config
-
-
-def _cli(args: argparse.Namespace) -> int:
-    config = config_from_args(args)
-    if args.threads < 0:
-        raise ConfigError(f"--threads must be 0 (default) or positive, got {args.threads}")
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    results = run_superglue(config, root=args.data_root, results_root=Path(args.results), runs_root=Path(args.runs),
-                            device=args.device, quiet=args.quiet)
-    print(format_results(results))
-    return 0
 
 
 def format_results(results: dict[str, dict[str, Any]]) -> str:

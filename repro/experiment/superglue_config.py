@@ -23,21 +23,17 @@ sets, patience 1) is a smoke-scale check of that setting, not a reproduction of 
 
 from __future__ import annotations
 
-import hashlib
-import json
-from dataclasses import asdict, dataclass, field, fields, replace
-from typing import Any, Mapping, Optional
+from dataclasses import dataclass, field, replace
+from typing import ClassVar, Mapping, Optional
 
-from repro.core.backbone import DEFAULT_BACKBONE, DTYPES
-from repro.errors import ConfigError
-from repro.methods import get_method, method_names
 from repro.core.training import TrainConfig
+from repro.errors import ConfigError
+from repro.experiment.config import FROM_PRESET, RunConfig, fingerprint, resolve_limit
 from tasks.base import SETTINGS, Task
-from tasks.registry import TASKS, get_task
+from tasks.registry import get_task, task_names
 
 DEFAULT_SEEDS = (42, 43, 44)  # "3 runs from seed 42"
 CHECKPOINT_MODES = ("auto", "always", "never")
-ENCODERS = ("lstm", "mlp")
 
 
 @dataclass(frozen=True)
@@ -95,59 +91,49 @@ PRESETS: dict[str, Preset] = {
 
 
 @dataclass
-class SuperGLUEConfig:
+class SuperGLUEConfig(RunConfig):
     """One SuperGLUE run (one task, setting, backbone, method; several seeds). Serialised with its results."""
 
-    task: str = field(default="rte", metadata={"help": f"one of {', '.join(TASKS)}"})
-    setting: str = field(default="fewshot", metadata={"help": "fewshot (FewGLUE 32 + dev32) | supervised (full train)"})
-    backbone: str = field(default=DEFAULT_BACKBONE, metadata={"help": "embedded name, local model dir or hub id"})
-    method: str = field(default="ptuning", metadata={"help": ", ".join(method_names("superglue"))})
-    preset: str = field(default="cpu", metadata={"help": ", ".join(PRESETS)})
-    seeds: list[int] = field(default_factory=lambda: list(DEFAULT_SEEDS),
-                             metadata={"help": "training seeds (the paper: 3 runs from 42); zero-shot uses the first"})
+    BENCHMARK: ClassVar[str] = "superglue"
+    PRESETS: ClassVar[Mapping[str, Preset]] = PRESETS
+    DEFAULT_SEEDS: ClassVar[tuple[int, ...]] = DEFAULT_SEEDS  # "3 runs from seed 42"; zero-shot uses the first
+
+    task: str = field(default="rte", metadata={"help": "the task (see tasks/registry.py)", "choices": task_names,
+                                               "required": True})
+    setting: str = field(default="fewshot", metadata={
+        "help": "fewshot (FewGLUE 32 + dev32) | supervised (full train)", "choices": SETTINGS})
     pattern: Optional[str] = field(default=None, metadata={
         "help": "pattern variant of the method's family (None: the task's default; supervised P-tuning searches)"})
-    encoder: str = field(default="lstm", metadata={"help": "prompt encoder: lstm (the authors') | mlp (PEFT's default)"})
-    encoder_hidden: int = field(default=0, metadata={
-        "help": "LSTM size per direction / MLP width (0: the LM's embedding size, as the few-shot code)"})
-    dtype: str = field(default="", metadata={"help": "float32 | bfloat16 (empty: the preset's)"})
     max_length: int = field(default=0, metadata={"help": "tokens per input (0: the preset's for the task)"})
-    eval_batch_size: int = field(default=0, metadata={"help": "examples per evaluation batch (0: the preset's)"})
-    max_eval: Optional[int] = field(default=-1, metadata={
+    max_eval: Optional[int] = field(default=FROM_PRESET, metadata={
         "help": "cap every evaluation set at a fixed seeded subset of N examples, whole groups kept "
-                "(-1: the preset's per task; None: all)"})
-    max_train: Optional[int] = field(default=None, metadata={"help": "use only the first N training examples"})
-    max_dev: Optional[int] = field(default=None, metadata={"help": "use only the first N model-selection examples"})
-    train: Optional[TrainConfig] = field(default=None, metadata={"help": "training settings (None: the preset's)"})
+                "(-1: the preset's per task; None/0: all)"})
     scorer_options: dict[str, str] = field(default_factory=dict, metadata={
-        "help": "options for the task kind's scorer, e.g. {'normalize': 'mean'} (see repro/superglue/scorers.py)"})
+        "help": "option for the task kind's scorer, KEY=VALUE, repeatable, e.g. normalize=mean (see repro/scorers/)",
+        "flag": "--scorer-option"})
     checkpoint: str = field(default="auto", metadata={
         "help": "mid-seed checkpoints at every dev check: auto (only when the LM is frozen: a fine-tuned LM's "
-                "checkpoint holds ~4x its weights) | always | never; finished seeds are always kept"})
+                "checkpoint holds ~4x its weights) | always | never; finished seeds are always kept",
+        "choices": CHECKPOINT_MODES})
 
     def __post_init__(self) -> None:
         if self.setting not in SETTINGS:
             raise ConfigError(f"unknown setting {self.setting!r}; valid: {', '.join(SETTINGS)}")
-        get_method(self.method, "superglue")
-        if self.preset not in PRESETS:
-            raise ConfigError(f"unknown preset {self.preset!r}; valid: {', '.join(PRESETS)}")
-        if self.encoder not in ENCODERS:
-            raise ConfigError(f"unknown encoder {self.encoder!r}; valid: {', '.join(ENCODERS)}")
         if self.checkpoint not in CHECKPOINT_MODES:
             raise ConfigError(f"unknown checkpoint mode {self.checkpoint!r}; valid: {', '.join(CHECKPOINT_MODES)}")
-        if not self.seeds or len(set(self.seeds)) != len(self.seeds):
-            raise ConfigError(f"seeds must be distinct and at least one, got {self.seeds}")
         get_task(self.task)
-        preset = PRESETS[self.preset]
-        self.seeds = [int(s) for s in self.seeds]
+        super().__post_init__()
+
+    def apply_preset(self, preset: Preset) -> None:
+        task = get_task(self.train_task)
         self.dtype = self.dtype or preset.dtype
-        if self.dtype not in DTYPES:
-            raise ConfigError(f"unknown dtype {self.dtype!r}; valid: {', '.join(DTYPES)}")
-        self.max_length = self.max_length or preset.max_length_for(get_task(self.train_task))
+        self.max_length = self.max_length or preset.max_length_for(task)
         self.eval_batch_size = self.eval_batch_size or preset.eval_batch_size
-        if isinstance(self.train, dict):
-            self.train = TrainConfig(**self.train)
-        self.train = self.train or preset.train_config(get_task(self.train_task), self.setting)
+        self.max_train = resolve_limit(self.max_train, None, "max_train")
+        self.max_dev = resolve_limit(self.max_dev, None, "max_dev")
+        if self.max_eval != FROM_PRESET:
+            resolve_limit(self.max_eval, None, "max_eval")
+        self.train = self.train or preset.train_config(task, self.setting)
 
     @property
     def train_task(self) -> str:
@@ -156,21 +142,8 @@ class SuperGLUEConfig:
 
     def max_eval_for(self, task: str) -> Optional[int]:
         """The evaluation subset size for `task` (None: the full set)."""
-        return PRESETS[self.preset].max_eval_for(get_task(task)) if self.max_eval == -1 else self.max_eval
-
-    @property
-    def zero_shot(self) -> bool:
-        return get_method(self.method, "superglue").zero_shot
-
-    def to_dict(self) -> dict[str, Any]:
-        data = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "train"}
-        data["train"] = asdict(self.train)
-        return data
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "SuperGLUEConfig":
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
+        preset_value = PRESETS[self.preset].max_eval_for(get_task(task))
+        return resolve_limit(self.max_eval, preset_value, "max_eval")
 
     def fingerprint(self) -> str:
         """What decides one seed's numbers for the training task and its diagnostics. Not the seed list, the
@@ -180,4 +153,4 @@ class SuperGLUEConfig:
             data.pop(key)
         data["train_task"] = self.train_task
         data["train"].pop("seed")
-        return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
+        return fingerprint(data)

@@ -50,6 +50,7 @@ SCORER_MODULES: dict[str, str] = {
     "classification": "repro.scorers.classification",
     "candidates": "repro.scorers.candidates",
     "span": "repro.scorers.candidates",
+    "vocab": "repro.scorers.vocab",
 }
 
 

@@ -1,0 +1,132 @@
+"""The run configuration every benchmark shares: one dataclass with presets, validation and a fingerprint.
+
+`RunConfig` holds what any run has (backbone, method, preset, seeds, prompt encoder, dtype, data limits,
+training settings); `LamaConfig` and `SuperGLUEConfig` add their own fields and presets. The command line is
+built from these fields and their `help`/`choices` metadata (`repro.cli`), so a flag means the same thing in
+every subcommand.
+
+Data limits (`max_train`, `max_dev`, SuperGLUE's `max_eval`): `FROM_PRESET` (the default) takes the preset's
+value, `None` means all examples, a positive N a fixed seeded subset of N (kept in file order).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, ClassVar, Mapping, Optional
+
+from repro.core.training import TrainConfig
+from repro.errors import ConfigError
+from repro.methods import Method, get_method, method_names
+
+FROM_PRESET = -1  # a data limit that the preset decides
+DTYPE_CHOICES = ("float32", "bfloat16")
+ENCODERS = ("lstm", "mlp")
+
+
+def fingerprint(data: dict[str, Any]) -> str:
+    """A short stable hash of a JSON-able description (what decides a unit's numbers)."""
+    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def resolve_limit(value: Optional[int], preset_value: Optional[int], name: str) -> Optional[int]:
+    """`FROM_PRESET` -> the preset's; None -> all; N > 0 -> N. Anything else is refused by name."""
+    if value == FROM_PRESET:
+        return preset_value
+    if value is not None and (not isinstance(value, int) or value <= 0):
+        raise ConfigError(f"{name} must be a positive number of examples (or all), got {value!r}")
+    return value
+
+
+@dataclass
+class RunConfig:
+    """Fields every run has. Subclasses set BENCHMARK and PRESETS and resolve preset defaults in
+    `apply_preset`. Serialised next to the results, so the same config reruns the same numbers."""
+
+    BENCHMARK: ClassVar[str] = ""
+    PRESETS: ClassVar[Mapping[str, Any]] = {}
+    DEFAULT_SEEDS: ClassVar[tuple[int, ...]] = (42,)
+
+    backbone: str = field(default="smollm2-135m", metadata={"help": "embedded name, local model dir or hub id"})
+    method: str = field(default="ptuning", metadata={"help": "the method (see repro/methods.py)"})
+    preset: str = field(default="cpu", metadata={"help": "paper (the authors' settings) | cpu (2-core schedule)"})
+    seeds: list[int] = field(default_factory=list, metadata={"help": "training seeds"})
+    encoder: str = field(default="lstm", metadata={"help": "prompt encoder: lstm (the paper's) | mlp (PEFT's default)",
+                                                   "choices": ENCODERS})
+    encoder_hidden: int = field(default=0, metadata={
+        "help": "LSTM size per direction / MLP width (0: the authors' default for the benchmark)"})
+    dtype: str = field(default="", metadata={"help": "float32 | bfloat16 (empty: the preset's)",
+                                             "choices": ("",) + DTYPE_CHOICES})
+    eval_batch_size: int = field(default=0, metadata={"help": "examples per evaluation batch (0: the preset's)"})
+    max_train: Optional[int] = field(default=FROM_PRESET, metadata={
+        "help": "training examples per unit, a seeded subset (-1: the preset's; None/0 on the command line: all)"})
+    max_dev: Optional[int] = field(default=FROM_PRESET, metadata={
+        "help": "model-selection examples per unit, a seeded subset (-1: the preset's; None/0: all)"})
+    train: Optional[TrainConfig] = field(default=None, metadata={"help": "training settings (None: the preset's)"})
+
+    def __post_init__(self) -> None:
+        get_method(self.method, self.BENCHMARK)
+        if self.preset not in self.PRESETS:
+            raise ConfigError(f"unknown preset {self.preset!r}; valid: {', '.join(self.PRESETS)}")
+        if self.encoder not in ENCODERS:
+            raise ConfigError(f"unknown encoder {self.encoder!r}; valid: {', '.join(ENCODERS)}")
+        self.seeds = [int(s) for s in (self.seeds or self.DEFAULT_SEEDS)]
+        if len(set(self.seeds)) != len(self.seeds):
+            raise ConfigError(f"seeds must be distinct, got {self.seeds}")
+        if self.encoder_hidden < 0 or self.eval_batch_size < 0:
+            raise ConfigError("encoder_hidden and eval_batch_size must be 0 (default) or positive")
+        if isinstance(self.train, dict):
+            self.train = TrainConfig(**self.train)
+        self.apply_preset(self.PRESETS[self.preset])
+        if self.dtype not in DTYPE_CHOICES:
+            raise ConfigError(f"unknown dtype {self.dtype!r}; valid: {', '.join(DTYPE_CHOICES)}")
+
+    def apply_preset(self, preset: Any) -> None:
+        """Fill every field left to the preset (dtype, batch sizes, limits, training settings)."""
+        raise NotImplementedError
+
+    @property
+    def method_entry(self) -> Method:
+        return get_method(self.method, self.BENCHMARK)
+
+    @property
+    def zero_shot(self) -> bool:
+        return self.method_entry.zero_shot
+
+    def default_encoder_hidden(self, dim: int) -> int:
+        """The encoder width when `encoder_hidden` is 0 (the benchmark's authors' code decides)."""
+        return dim
+
+    def resolved_encoder_hidden(self, dim: int) -> int:
+        return self.encoder_hidden or self.default_encoder_hidden(dim)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "train"}
+        data["train"] = asdict(self.train)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "RunConfig":
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+    @classmethod
+    def method_choices(cls) -> tuple[str, ...]:
+        return method_names(cls.BENCHMARK)
+
+
+@dataclass
+class RunOptions:
+    """Where a run reads and writes and how it runs; not part of what decides its numbers (not fingerprinted)."""
+
+    data_root: Optional[str] = field(default=None, metadata={
+        "help": "data root (default: $REPRO_DATA or ./data)", "aliases": ("--root",)})
+    results: str = field(default="", metadata={"help": "results root (default: the project's results/)"})
+    runs: str = field(default="", metadata={
+        "help": "finished units and checkpoints for resume (default: the project's runs/)"})
+    device: str = field(default="cpu", metadata={"help": "torch device, e.g. cpu, cuda, cuda:1"})
+    threads: int = field(default=0, metadata={
+        "help": "torch CPU threads (0: torch's default); on a machine shared with other jobs, 1 avoids threads "
+                "waiting on each other"})
+    quiet: bool = field(default=False, metadata={"help": "no progress bars"})

@@ -1,0 +1,109 @@
+"""The one experiment engine: what every benchmark does for one unit of work (a LAMA relation, a SuperGLUE
+seed), so that the drivers (`repro.experiment.lama`, `repro.experiment.superglue`) only choose units and
+summarise them.
+
+Per unit: reset the LM to its pretrained weights (methods that train it), seed, build the method's prompt
+encoder, wrap both in the prompted LM, make the task kind's scorer (`repro.scorers`), train with model
+selection on dev (`repro.core.training`: the best-dev state is restored), predict and score. Finished units are
+small JSON files keyed by a fingerprint of everything that decides their numbers; a rerun reuses them, and an
+interrupted unit resumes from its checkpoint with the same numbers.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+import torch
+
+from repro.core.backbone import Backbone
+from repro.core.model import PromptedLM
+from repro.core.template import Template
+from repro.core.training import TrainConfig, set_seed, train
+from repro.experiment.config import RunConfig
+from repro.methods import Method
+from repro.ptuning import PromptEncoder, PromptEncoderConfig, paper_lstm_config
+from repro.scorers.base import Scorer, ScorerContext, make_scorer
+from tasks.base import Example, Task
+
+
+def load_finished(path: Path, key: str, value: str, schema: Optional[str] = None) -> Optional[dict[str, Any]]:
+    """A finished unit's JSON when it exists, parses, and its `key` equals `value` (its fingerprint)."""
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError:
+        return None
+    if data.get(key) != value or (schema is not None and data.get("schema") != schema):
+        return None
+    return data
+
+
+def subset(items: Sequence[Any], limit: Optional[int], seed: int) -> list[Any]:
+    """At most `limit` items, a seeded random choice kept in file order (None: all of them)."""
+    if limit is None or len(items) <= limit:
+        return list(items)
+    order = torch.randperm(len(items), generator=torch.Generator().manual_seed(seed)).tolist()
+    return [items[i] for i in sorted(order[:limit])]
+
+
+class PristineLM:
+    """The LM's pretrained weights, restored before every unit of a method that trains the LM."""
+
+    def __init__(self, backbone: Backbone, method: Method) -> None:
+        self.backbone = backbone
+        self.state = copy.deepcopy(backbone.model.state_dict()) if method.trains_backbone else None
+
+    def reset(self) -> None:
+        if self.state is not None:
+            self.backbone.model.load_state_dict(self.state)
+
+
+def new_encoder(num_prompt_tokens: int, backbone: Backbone, config: RunConfig) -> PromptEncoder:
+    """The prompt encoder of `config.encoder` (lstm: the paper's biLSTM + MLP; mlp: PEFT's default) with
+    `config.resolved_encoder_hidden(dim)` units (each benchmark's authors' code has its own default)."""
+    dim = backbone.hidden_size
+    hidden = config.resolved_encoder_hidden(dim)
+    if config.encoder == "lstm":
+        return PromptEncoder(paper_lstm_config(num_prompt_tokens, dim, encoder_hidden_size=hidden))
+    return PromptEncoder(PromptEncoderConfig(num_virtual_tokens=num_prompt_tokens, token_dim=dim,
+                                             encoder_hidden_size=hidden))
+
+
+def build_scorer(task: Task, method: Method, backbone: Backbone, template: Template, pattern: str,
+                 config: RunConfig, seed: int, *, max_length: Optional[int], options: Optional[dict] = None,
+                 quiet: bool = False) -> Scorer:
+    """Seed, then the method's model (fresh encoder where it has one) and the task kind's scorer."""
+    set_seed(seed)
+    encoder = new_encoder(template.num_prompt_tokens, backbone, config) if method.uses_encoder else None
+    model = PromptedLM(backbone, encoder, train_backbone=method.trains_backbone, dtype=config.dtype)
+    ctx = ScorerContext(task, method, model, template, pattern, max_length, config.eval_batch_size, quiet=quiet,
+                        options=dict(options or {}))
+    return make_scorer(ctx)
+
+
+def fit(scorer: Scorer, task: Task, train_examples: Sequence[Example], dev_examples: Sequence[Example],
+        train_config: TrainConfig, seed: int, *, checkpoint_dir: Optional[Path], desc: str,
+        quiet: bool = False) -> dict[str, Any]:
+    """Train the scorer's model on `train_examples`, select on the task's dev selection score, restore the best
+    state; returns what the results record about training."""
+    items = scorer.train_items(train_examples)
+
+    def dev_score() -> float:
+        return task.selection_score(task.score(dev_examples, scorer.predict(dev_examples, desc="dev")))
+
+    outcome = train(scorer.model, items, scorer.loss, dev_score, replace(train_config, seed=seed),
+                    checkpoint_dir=checkpoint_dir, desc=desc, quiet=quiet)
+    return {"n_train": len(items), "n_dev": len(dev_examples), "best_dev": outcome.best_score,
+            "best_step": outcome.best_step, "best_epoch": outcome.best_epoch, "steps": outcome.steps,
+            "stopped_early": outcome.stopped_early, "resumed_from_step": outcome.resumed_from_step,
+            "history": outcome.history}
+
+
+def evaluate(scorer: Scorer, task: Task, examples: Sequence[Example], desc: str) -> dict[str, float]:
+    """The task's metrics of the scorer's predictions on `examples`."""
+    return task.score(examples, scorer.predict(examples, desc=desc))

@@ -1,0 +1,59 @@
+"""LAMA's answer kind `vocab`: the answer is one token of an allowed vocabulary at the target.
+
+Prediction is the argmax of the LM's logits within the allowed ids (the LM head is sliced to them, see
+`repro.core.inference.argmax_candidates`); training is the cross-entropy of the object's token over the full
+vocabulary (the authors' LAMA code trains the same way). `predict` returns token ids, which the task
+(`tasks.lama.Lama.score`) compares with the objects' ids.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import torch
+
+from repro.core.batch import collate, pad_id_of
+from repro.core.inference import argmax_candidates
+from repro.core.template import Rendered
+from repro.errors import ConfigError
+from repro.scorers.base import Scorer, ScorerContext, register_scorer
+from tasks.base import Example
+
+
+class VocabScorer(Scorer):
+    """Argmax within `ctx.task.vocab` at the target; CE of the gold token for training."""
+
+    def __init__(self, ctx: ScorerContext) -> None:
+        if getattr(ctx.task, "vocab", None) is None:
+            raise ConfigError(f"task {ctx.task.name!r} of kind 'vocab' needs an allowed vocabulary")
+        if not ctx.template.has_target:
+            raise ConfigError(f"template {ctx.template} has no [MASK] to read the answer at")
+        self.ctx = ctx
+        self.model = ctx.model
+        self.vocab_ids = ctx.task.vocab.tensor()
+        self.pad = pad_id_of(ctx.tokenizer)
+
+    def render(self, example: Example) -> Rendered:
+        return self.ctx.render(example, target_ids=[self.ctx.task.vocab.id_of(example.label)])
+
+    def train_items(self, examples: Sequence[Example]) -> list[Rendered]:
+        return [self.render(ex) for ex in examples]
+
+    def loss(self, items: list[Rendered]) -> torch.Tensor:
+        return self.model.loss(collate(items, self.pad))
+
+    @torch.no_grad()
+    def predict(self, examples: Sequence[Example], *, desc: str = "eval") -> list[int]:
+        if not examples:
+            return []
+        rendered = [self.render(ex) for ex in examples]
+        best = argmax_candidates(self.model, rendered, self.vocab_ids, batch_size=self.ctx.eval_batch_size,
+                                 desc=desc, quiet=self.ctx.quiet)
+        return self.vocab_ids[best].tolist()
+
+    def describe(self) -> dict[str, Any]:
+        return {"scoring": "argmax of the logits within the allowed vocabulary at the target",
+                "vocabulary": self.ctx.task.vocab.description}
+
+
+register_scorer("vocab", VocabScorer)
