@@ -13,21 +13,43 @@ from __future__ import annotations
 
 import copy
 import json
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
 import torch
 
-from repro.core.backbone import Backbone
+from repro.core.backbone import Backbone, load_backbone
 from repro.core.model import PromptedLM
 from repro.core.template import Template
 from repro.core.training import TrainConfig, set_seed, train
+from repro.data import data_root
 from repro.experiment.config import RunConfig
 from repro.methods import Method
 from repro.ptuning import PromptEncoder, PromptEncoderConfig, paper_lstm_config
+from repro.results import PROJECT_ROOT, RunRecord
 from repro.scorers.base import Scorer, ScorerContext, make_scorer
 from tasks.base import Example, Task
+
+
+@dataclass
+class Workspace:
+    """Where a run reads its data and writes its results and resume state, on what device, how loudly.
+    The drivers take these as keyword arguments (`run_lama(config, root=..., results_root=..., ...)`)."""
+
+    root: Optional[Path] = None  # data root (None: $REPRO_DATA or ./data)
+    results_root: Path = PROJECT_ROOT / "results"
+    runs_root: Path = PROJECT_ROOT / "runs"
+    device: str = "cpu"
+    quiet: bool = False
+
+    def open(self, config: RunConfig, backbone: Optional[Backbone]) -> tuple[Path, Backbone, RunRecord]:
+        """(data root, the backbone on the device, the provenance record of this command)."""
+        record = RunRecord(dtype=config.dtype, device=self.device)
+        root = data_root(self.root)
+        backbone = backbone or load_backbone(config.backbone)
+        backbone.model.to(self.device)
+        return root, backbone, record
 
 
 def load_finished(path: Path, key: str, value: str, schema: Optional[str] = None) -> Optional[dict[str, Any]]:

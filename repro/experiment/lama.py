@@ -21,15 +21,14 @@ from typing import Any, ClassVar, Mapping, Optional
 from tqdm.auto import tqdm
 
 from repro import metrics
-from repro.core.backbone import Backbone, load_backbone
+from repro.core.backbone import Backbone
 from repro.core.template import Template
 from repro.core.training import TrainConfig
-from repro.data import data_root
 from repro.errors import ConfigError
 from repro.experiment.config import RunConfig, fingerprint, resolve_limit
-from repro.experiment.engine import PristineLM, build_scorer, fit, load_finished, subset
+from repro.experiment.engine import PristineLM, Workspace, build_scorer, fit, load_finished, subset
 from repro.methods import Method, Style, get_method
-from repro.results import PROJECT_ROOT, RunRecord, write_result
+from repro.results import RunRecord, write_result
 from tasks import lama as lama_data
 from tasks.base import Example
 from tasks.lama import Lama
@@ -144,29 +143,20 @@ def output_dir(results_root: Path, backbone_name: str, config: LamaConfig) -> Pa
     return results_root / "lama" / backbone_name / f"{config.method}-{config.vocab}"
 
 
-def run_lama(
-    config: LamaConfig,
-    *,
-    root: Optional[Path] = None,
-    results_root: Path = PROJECT_ROOT / "results",
-    runs_root: Path = PROJECT_ROOT / "runs",
-    backbone: Optional[Backbone] = None,
-    device: str = "cpu",
-    quiet: bool = False,
-) -> dict[str, Any]:
-    """Run every requested relation (skipping finished ones) and write the per-relation files and summary."""
-    record = RunRecord(dtype=config.dtype, device=device)
-    root = data_root(root)
+def run_lama(config: LamaConfig, *, backbone: Optional[Backbone] = None, **where: Any) -> dict[str, Any]:
+    """Run every requested relation (skipping finished ones) and write the per-relation files and summary.
+    `where`: the `Workspace` fields (root, results_root, runs_root, device, quiet)."""
+    ws = Workspace(**where)
+    root, backbone, record = ws.open(config, backbone)
+    quiet = ws.quiet
     relations = lama_data.get_relations(root, config.relations)
     method = get_method(config.method, "lama")
-    backbone = backbone or load_backbone(config.backbone)
-    backbone.model.to(device)
     config.backbone_kind = "causal" if backbone.is_causal else "masked"
     pristine = PristineLM(backbone, method)
     vocab_key = config.vocab_key or lama_data.matching_vocab_key(root, config.vocab, backbone.tokenizer)
     vocab = lama_data.allowed_vocab(root, config.vocab, backbone.tokenizer, tokenizer_key=vocab_key, space_before=True)
-    out_dir = output_dir(results_root, backbone.name, config)
-    runs_dir = runs_root / "lama" / backbone.name / f"{config.method}-{config.vocab}"
+    out_dir = output_dir(Path(ws.results_root), backbone.name, config)
+    runs_dir = Path(ws.runs_root) / "lama" / backbone.name / f"{config.method}-{config.vocab}"
 
     per_relation: dict[str, dict[str, Any]] = {}
     for relation in tqdm(relations, desc=f"{config.method} {backbone.name}", disable=quiet, unit="rel"):

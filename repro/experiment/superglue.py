@@ -32,14 +32,14 @@ from typing import Any, Optional, Sequence
 import torch
 from tqdm.auto import tqdm
 
-from repro.core.backbone import Backbone, load_backbone
+from repro.core.backbone import Backbone
 from repro.data import data_root, partial_status, require
 from repro.errors import ConfigError
-from repro.experiment.engine import PristineLM, build_scorer, evaluate, fit, load_finished, subset
+from repro.experiment.engine import PristineLM, Workspace, build_scorer, evaluate, fit, load_finished, subset
 from repro.experiment.superglue_config import SuperGLUEConfig
 from repro.methods import Method, get_method
 from repro.metrics import mean_std
-from repro.results import PROJECT_ROOT, RunRecord, write_result
+from repro.results import write_result
 from tasks.base import Example, Task, slots_after_target
 from tasks.registry import get_task
 
@@ -224,30 +224,22 @@ class Engine:
         }
 
 
-def run_superglue(
-    config: SuperGLUEConfig,
-    *,
-    root: Optional[Path] = None,
-    results_root: Path = PROJECT_ROOT / "results",
-    runs_root: Path = PROJECT_ROOT / "runs",
-    backbone: Optional[Backbone] = None,
-    device: str = "cpu",
-    quiet: bool = False,
-) -> dict[str, dict[str, Any]]:
-    """Run (or resume) every seed and write one result per evaluated task; returns them by task name."""
-    record = RunRecord(dtype=config.dtype, device=device)
-    root = data_root(root)
+def run_superglue(config: SuperGLUEConfig, *, backbone: Optional[Backbone] = None,
+                  **where: Any) -> dict[str, dict[str, Any]]:
+    """Run (or resume) every seed and write one result per evaluated task; returns them by task name.
+    `where`: the `Workspace` fields (root, results_root, runs_root, device, quiet)."""
+    ws = Workspace(**where)
+    quiet = ws.quiet
     method = get_method(config.method, "superglue")
     train_task = get_task(config.train_task)
     eval_tasks = [train_task] + [get_task(n) for n in train_task.diagnostics]
-    data = load_data(config, train_task, eval_tasks, root)  # before the backbone: a missing file fails fast
-    backbone = backbone or load_backbone(config.backbone)
-    backbone.model.to(device)
+    data = load_data(config, train_task, eval_tasks, data_root(ws.root))  # before the backbone: fails fast
+    _, backbone, record = ws.open(config, backbone)
     seeds = config.seeds[:1] if method.zero_shot else list(config.seeds)
     run = RunPlan(config, train_task, eval_tasks, method, backbone, seeds)
     if config.pattern is not None:
         check_pattern(run, config.pattern)
-    runs_dir = (runs_root / "superglue" / config.setting / backbone.name / method.name / train_task.name
+    runs_dir = (Path(ws.runs_root) / "superglue" / config.setting / backbone.name / method.name / train_task.name
                 / config.fingerprint())
     engine = Engine(run, data, runs_dir, quiet)
 
@@ -267,7 +259,7 @@ def run_superglue(
     results = {}
     for ev in data.evals:
         payload = result_payload(run, data, ev, variant, per_seed, search)
-        path = results_root / "superglue" / config.setting / backbone.name / method.name / f"{ev.task.name}.json"
+        path = Path(ws.results_root) / "superglue" / config.setting / backbone.name / method.name / f"{ev.task.name}.json"
         results[ev.task.name] = record.stamp(payload)
         write_result(path, results[ev.task.name])
     return results
