@@ -189,18 +189,29 @@ def read_jsonl(path: PathLike, *, required: Sequence[str] = ()) -> list[dict]:
 # so that a re-run skips what is already there and `data status --verify` detects later corruption.
 _DEV32_COMMIT = "f4225d4d8003868b31ed659dfe9732a351ad42d9"
 _DEV32_URL = "https://raw.githubusercontent.com/THUDM/P-tuning/{commit}/FewGLUE_32dev/{task}/dev32.jsonl"
-_DEV32_SHA256 = {
-    "BoolQ": "0af324b658a72fdd7767aa3c27c1dfafbc03e8e987a148b29e42a72d84b9f9e3",
-    "CB": "ec7e1bfe37a7ea4514fc2335bfa3b35be77bfe084aae2e7ca55f765aaee41337",
-    "COPA": "eb43b015d061738467f284c60049ef0afcaf707ec8e528ab3c5c4285a5f5618a",
-    "MultiRC": "3734d2cac8d1e8d13e2f5e13bec727be7576b45453e9fd765e2075e163f9653d",
-    "ReCoRD": "c420c9c49ee310d8648e64893c72b8f69b94085d3207c303787c24409c438663",
-    "RTE": "a3ba6200d2f27691d927ab97d387292b045316956f877fbfccc9a4658af2b351",
-    "WiC": "3df4ca565f109be9476caa51884ba13c5f2a33c939898cf80bb53e09fdc73062",
-    "WSC": "2bbaca5c995778e7e14f389f1fe9a4be9a58d99e66db0d73d868ab66564b9da7",
-}
-SUPERGLUE_TASKS = ("BoolQ", "CB", "COPA", "MultiRC", "ReCoRD", "RTE", "WiC", "WSC", "AX-b", "AX-g")
-FEWGLUE_TASKS = ("BoolQ", "CB", "COPA", "MultiRC", "ReCoRD", "RTE", "WiC", "WSC")
+
+
+def superglue_tasks() -> tuple[str, ...]:
+    """SuperGLUE folders of every registered task (the diagnostics' own folders included), from the task
+    declarations. The registry is imported here, not at module import: `tasks.base` imports this module."""
+    from tasks.registry import all_tasks
+
+    return tuple(t.folder for t in all_tasks())
+
+
+def fewglue_tasks() -> tuple[str, ...]:
+    """FewGLUE folders: the registered tasks that have a few-shot training set (not the diagnostics)."""
+    from tasks.registry import all_tasks
+
+    return tuple(t.folder for t in all_tasks() if t.files().fewshot_train is not None)
+
+
+def dev32_sha256() -> dict[str, str]:
+    """FewGLUE folder -> the pinned sha256 of the authors' dev32 file, for the tasks that declare one (a task
+    without it has no dev32 among the authors' files, so there is nothing to download for it)."""
+    from tasks.registry import all_tasks
+
+    return {t.folder: t.dev32_sha256 for t in all_tasks() if t.dev32_sha256}
 
 
 @dataclass(frozen=True)
@@ -245,23 +256,27 @@ def _map_by_task(prefix: str, tasks: Sequence[str], names: str) -> Callable[[lis
     return mapper
 
 
-OFFICIAL_SOURCES: tuple[Source, ...] = (
-    # THUDM/P-tuning README: "The LAMA dataset ... [THU Cloud Drive]"; P-tune_LAMA.tar.gz -> data/LAMA/.
-    Source("lama", "https://cloud.tsinghua.edu.cn/f/21b9dcf05cc44adfad25/?dl=1",
-           "CC BY-NC 4.0 (LAMA T-REx); AutoPrompt train/dev", mapper=_map_lama),
-    # SuperGLUE v2, all tasks + diagnostics: <Task>/{train,val,test}.jsonl, AX-b/AX-b.jsonl, AX-g/AX-g.jsonl.
-    Source("superglue", "https://dl.fbaipublicfiles.com/glue/superglue/data/v2/combined.zip",
-           "per task (see super.gluebenchmark.com)",
-           mapper=_map_by_task("superglue", SUPERGLUE_TASKS, r"train|val|test|AX-b|AX-g")),
-    # timoschick/fewglue: FewGLUE/<Task>/{train,unlabeled}.jsonl.
-    Source("fewglue", "https://github.com/timoschick/fewglue/archive/refs/heads/master.zip",
-           "as SuperGLUE (FewGLUE, timoschick/fewglue)",
-           mapper=_map_by_task("fewglue", FEWGLUE_TASKS, r"train|unlabeled")),
-) + tuple(
-    Source("fewglue", _DEV32_URL.format(commit=_DEV32_COMMIT, task=task), "as SuperGLUE (THUDM/P-tuning FewGLUE_32dev)",
-           target=f"fewglue/{task}/dev32.jsonl", sha256=_DEV32_SHA256[task])
-    for task in FEWGLUE_TASKS
-)
+def official_sources() -> tuple[Source, ...]:
+    """The official downloads; the SuperGLUE/FewGLUE task folders and the dev32 checksums come from the
+    task declarations (a function, not a constant: the registry can only be read after import)."""
+    superglue, fewglue, dev32 = superglue_tasks(), fewglue_tasks(), dev32_sha256()
+    return (
+        # THUDM/P-tuning README: "The LAMA dataset ... [THU Cloud Drive]"; P-tune_LAMA.tar.gz -> data/LAMA/.
+        Source("lama", "https://cloud.tsinghua.edu.cn/f/21b9dcf05cc44adfad25/?dl=1",
+               "CC BY-NC 4.0 (LAMA T-REx); AutoPrompt train/dev", mapper=_map_lama),
+        # SuperGLUE v2, all tasks + diagnostics: <Task>/{train,val,test}.jsonl, AX-b/AX-b.jsonl, AX-g/AX-g.jsonl.
+        Source("superglue", "https://dl.fbaipublicfiles.com/glue/superglue/data/v2/combined.zip",
+               "per task (see super.gluebenchmark.com)",
+               mapper=_map_by_task("superglue", superglue, r"train|val|test|AX-b|AX-g")),
+        # timoschick/fewglue: FewGLUE/<Task>/{train,unlabeled}.jsonl.
+        Source("fewglue", "https://github.com/timoschick/fewglue/archive/refs/heads/master.zip",
+               "as SuperGLUE (FewGLUE, timoschick/fewglue)",
+               mapper=_map_by_task("fewglue", fewglue, r"train|unlabeled")),
+    ) + tuple(
+        Source("fewglue", _DEV32_URL.format(commit=_DEV32_COMMIT, task=task), "as SuperGLUE (THUDM/P-tuning FewGLUE_32dev)",
+               target=f"fewglue/{task}/dev32.jsonl", sha256=sha)
+        for task, sha in dev32.items()
+    )
 
 
 # ---------------------------------------------------------------------------------------------- fetch
@@ -299,7 +314,7 @@ def fetch(
 
     Mirror: every MANIFEST.tsv file of the chosen benchmarks (plus `licences/`) is copied and must match its
     sha256; the mirror's MANIFEST.tsv and PARTIAL.tsv are copied into the root. Official: the archives of
-    OFFICIAL_SOURCES are downloaded and unpacked into the same layout, and the root's MANIFEST.tsv records
+    `official_sources()` are downloaded and unpacked into the same layout, and the root's MANIFEST.tsv records
     each file's URL and sha256. Either way, files whose sha256 already matches are skipped unless `force`,
     and each file is written atomically (temp file + rename), so an interrupted fetch leaves no torn file.
     """
@@ -430,7 +445,7 @@ def _fetch_official(root: Path, chosen: tuple[str, ...], *, force: bool, progres
     manifest = read_manifest(root)
     report = FetchReport(root, "the official sources")
     downloads = root / ".downloads"
-    for source in (s for s in OFFICIAL_SOURCES if s.benchmark in chosen):
+    for source in (s for s in official_sources() if s.benchmark in chosen):
         rows = [r for r in manifest.values() if r.get("source_repo") == source.url]
         if not force and rows and all(_matches(root / r["path"], r["sha256"]) for r in rows):
             report.skipped += [r["path"] for r in rows]

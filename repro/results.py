@@ -1,5 +1,10 @@
 """Result records: every result JSON carries its config, environment, command, git commit and wall time,
-and is written atomically (a crashed run leaves no half-written result)."""
+and is written atomically (a crashed run leaves no half-written result).
+
+The schema names live here, next to the writer's provenance, so that the runs that write a file and the
+report that reads it name one constant. Nothing here imports torch at import time: the report (which must
+stay torch-free) imports the schemas and `PROJECT_ROOT` from this module.
+"""
 
 from __future__ import annotations
 
@@ -14,16 +19,24 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Optional
 
-import torch
-
 from repro.atomic import atomic_write_json
 
 PACKAGES = ("torch", "transformers", "tokenizers", "peft", "datasets", "numpy", "scikit-learn", "gguf", "safetensors")
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
+# Only results/ may differ from the commit: a run that writes a result must not mark the next one dirty.
+RESULTS_PATHSPEC = ":(exclude)results"
+
+# The `schema` field of each result file this suite writes.
+LAMA_RELATION_SCHEMA = "repro.lama.relation/1"  # one relation's P@1 (results/lama/<backbone>/<method>-<vocab>/P*.json)
+LAMA_SUMMARY_SCHEMA = "repro.lama.summary/1"  # one LAMA run over its relations (.../summary.json)
+SUPERGLUE_SCHEMA = "repro.superglue/1"  # one SuperGLUE run, all seeds (results/superglue/<setting>/...)
+SUPERGLUE_SEED_SCHEMA = "repro.superglue.seed/1"  # one seed's record under runs/, reused on a rerun
 
 
 def environment(dtype: str = "float32", device: str = "cpu") -> dict[str, Any]:
     """Package versions, device, dtype and threads: what a reader needs to rerun the numbers."""
+    import torch  # here, not at import: the report reads this module's constants without torch
+
     versions = {}
     for name in PACKAGES:
         try:
@@ -43,10 +56,13 @@ def environment(dtype: str = "float32", device: str = "cpu") -> dict[str, Any]:
 
 
 def git_commit() -> Optional[str]:
+    """HEAD, with `-dirty` when tracked files outside results/ differ from it (untracked files don't count:
+    they cannot change what the committed code computes; results/ doesn't either, and writing results is
+    what runs do)."""
     try:
         out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=5)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=PROJECT_ROOT,
-                               capture_output=True, text=True, timeout=5)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".", RESULTS_PATHSPEC],
+                               cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=5)
     except (OSError, subprocess.SubprocessError):
         return None
     if out.returncode != 0:

@@ -58,7 +58,7 @@ for method in "${method_list[@]}"; do
   done
 done
 echo
-"$python" -m repro.report.superglue_table --setting "$setting" --backbone "$(basename "$backbone")" --methods "$methods" \
+"$python" -m repro superglue-table --setting "$setting" --backbone "$(basename "$backbone")" --methods "$methods" \
   --tasks "$tasks,axb,axg" ${results_args[@]+"${results_args[@]}"}
 if [ ${#failed[@]} -gt 0 ]; then
   echo >&2

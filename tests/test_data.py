@@ -136,7 +136,7 @@ def _lama_archive(shared: Path) -> bytes:
 
 def test_official_fetch_unpacks_archive_and_reruns_skip(shared_data, tmp_path, monkeypatch):
     payload = _lama_archive(shared_data)
-    lama_url = next(s.url for s in data.OFFICIAL_SOURCES if s.benchmark == "lama")
+    lama_url = next(s.url for s in data.official_sources() if s.benchmark == "lama")
     calls: list[str] = []
 
     def fake_urlopen(request, timeout=None):
@@ -174,24 +174,57 @@ def test_network_error_names_url_and_mirror_option(tmp_path, monkeypatch):
 
 
 def test_archive_mappers_follow_the_official_layouts():
-    superglue = data.OFFICIAL_SOURCES[1].mapper(
+    superglue = data.official_sources()[1].mapper(
         ["combined/BoolQ/train.jsonl", "AX-b/AX-b.jsonl", "AX-g/AX-g.jsonl", "CB/val.jsonl", "README.txt"])
     assert superglue == {"combined/BoolQ/train.jsonl": "superglue/BoolQ/train.jsonl",
                          "AX-b/AX-b.jsonl": "superglue/AX-b/AX-b.jsonl",
                          "AX-g/AX-g.jsonl": "superglue/AX-g/AX-g.jsonl", "CB/val.jsonl": "superglue/CB/val.jsonl"}
-    fewglue = data.OFFICIAL_SOURCES[2].mapper(
+    fewglue = data.official_sources()[2].mapper(
         ["fewglue-master/FewGLUE/WiC/train.jsonl", "fewglue-master/FewGLUE/WiC/unlabeled.jsonl",
          "fewglue-master/README.md"])
     assert fewglue == {"fewglue-master/FewGLUE/WiC/train.jsonl": "fewglue/WiC/train.jsonl",
                        "fewglue-master/FewGLUE/WiC/unlabeled.jsonl": "fewglue/WiC/unlabeled.jsonl"}
     with pytest.raises(DataError, match="ambiguous"):
-        data.OFFICIAL_SOURCES[2].mapper(["a/FewGLUE/CB/train.jsonl", "b/FewGLUE/CB/train.jsonl"])
-    dev32 = [s for s in data.OFFICIAL_SOURCES if s.target and s.target.endswith("dev32.jsonl")]
+        data.official_sources()[2].mapper(["a/FewGLUE/CB/train.jsonl", "b/FewGLUE/CB/train.jsonl"])
+    dev32 = [s for s in data.official_sources() if s.target and s.target.endswith("dev32.jsonl")]
     assert len(dev32) == 8 and all(s.sha256 and len(s.sha256) == 64 for s in dev32)
 
 
+def test_task_folders_and_dev32_checksums_come_from_the_task_declarations():
+    """The fetched set is what it was when these lists were constants; a task registered with FewGLUE files
+    and a pinned dev32 joins both lists (and the downloads), a diagnostic-like task only SuperGLUE's."""
+    from tasks.base import Task, TaskFiles
+    from tasks.registry import register_task, unregister_task
+
+    assert sorted(data.superglue_tasks()) == sorted(
+        ("BoolQ", "CB", "COPA", "MultiRC", "ReCoRD", "RTE", "WiC", "WSC", "AX-b", "AX-g"))
+    assert sorted(data.fewglue_tasks()) == sorted(("BoolQ", "CB", "COPA", "MultiRC", "ReCoRD", "RTE", "WiC", "WSC"))
+    assert sorted(data.dev32_sha256()) == sorted(data.fewglue_tasks())
+
+    class Toy(Task):
+        name, folder, dev32_sha256 = "toy", "Toy", "0" * 64
+
+    class ToyDiagnostic(Task):
+        name, folder = "toy-diag", "TOY-d"
+
+        def files(self) -> TaskFiles:
+            return TaskFiles(fewshot_train=None, fewshot_dev=None, eval="superglue/TOY-d/TOY-d.jsonl",
+                             supervised_train=None)
+
+    register_task(Toy)
+    register_task(ToyDiagnostic)
+    try:
+        assert data.superglue_tasks()[-2:] == ("Toy", "TOY-d") and data.fewglue_tasks()[-1] == "Toy"
+        assert "fewglue/Toy/dev32.jsonl" in {s.target for s in data.official_sources()}
+        assert data.official_sources()[2].mapper(["FewGLUE/Toy/train.jsonl"]) == {
+            "FewGLUE/Toy/train.jsonl": "fewglue/Toy/train.jsonl"}
+    finally:
+        unregister_task("toy")
+        unregister_task("toy-diag")
+
+
 def test_dev32_checksums_match_the_mirror(shared_data):
-    for source in (s for s in data.OFFICIAL_SOURCES if s.target):
+    for source in (s for s in data.official_sources() if s.target):
         assert _sha(shared_data / source.target) == source.sha256, source.target
 
 

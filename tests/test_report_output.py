@@ -169,8 +169,8 @@ def _run_cli(argv: list[str]) -> int:
 def test_cli_defaults_and_summary(tmp_path, capsys, monkeypatch):
     root = small_result_set(tmp_path / "results")
     lama(root, "bert-base", "ptuning", "34k", 48.0)
-    monkeypatch.chdir(tmp_path)
-    assert _run_cli(["--no-plots", "--tolerance", "0.2"]) == 0
+    monkeypatch.chdir(tmp_path)  # explicit relative paths are taken relative to the working directory
+    assert _run_cli(["--results", "results", "--reproducing", "REPRODUCING.md", "--no-plots", "--tolerance", "0.2"]) == 0
     out = capsys.readouterr().out.splitlines()
     assert out[:4] == [
         "Results read: 12 file(s); skipped as malformed: 0.",
@@ -186,6 +186,21 @@ def test_cli_defaults_and_summary(tmp_path, capsys, monkeypatch):
     assert (tmp_path / "results/tables/table2_left.md").is_file() and not (tmp_path / "results/plots").exists()
     assert "python -m repro report --results results --tolerance 0.2 --reproducing REPRODUCING.md --no-plots" in (
         tmp_path / "REPRODUCING.md").read_text(encoding="utf-8")
+
+
+def test_cli_defaults_are_the_projects_results_and_reproducing_wherever_it_runs(tmp_path, capsys, monkeypatch):
+    project = tmp_path / "project"
+    small_result_set(project / "results")
+    monkeypatch.setattr(cli, "PROJECT_ROOT", project)
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    assert _run_cli(["--no-plots"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == (
+        f"Wrote 15 table file(s) to {project / 'results/tables'}, report sections of {project / 'REPRODUCING.md'}")
+    assert (project / "results/tables/table5.md").is_file() and not list((tmp_path / "elsewhere").iterdir())
+    # the stamp spells the defaults as typed from the project root: the committed text is the same everywhere
+    assert "python -m repro report --results results --tolerance 1 --reproducing REPRODUCING.md --no-plots" in (
+        project / "REPRODUCING.md").read_text(encoding="utf-8")
 
 
 def test_cli_out_dir_and_user_errors(tmp_path):
@@ -239,3 +254,114 @@ def test_committed_tables_and_reproducing_sections_are_what_the_committed_result
     for table in (project / "results/tables").iterdir():
         assert (tmp_path / "results/tables" / table.name).read_text() == table.read_text(), table.name
     assert (tmp_path / "REPRODUCING.md").read_text() == (project / "REPRODUCING.md").read_text()
+
+
+# ---- a task registered at runtime ---------------------------------------------------------------------------
+
+COMMITTED_RESULT = Path(__file__).resolve().parents[1] / "results/superglue/fewshot/smollm2-135m/ptuning/wic.json"
+
+
+@pytest.fixture
+def toy_task():
+    """A task declared only at runtime: outside the paper's tables and the Avg, one metric."""
+    from tasks.base import Task
+    from tasks.registry import register_task, unregister_task
+
+    class Toy(Task):
+        name, folder, paper_name = "toy", "Toy", "Toy"
+        metrics, in_paper_tables, in_avg = ("acc",), False, False
+
+    register_task(Toy)
+    yield Toy
+    unregister_task("toy")
+
+
+def _toy_result(root: Path, setting: str, backbone: str, method: str, acc: float) -> Path:
+    """A toy result in the shape of a committed SuperGLUE result (its task, setting, backbone, numbers changed)."""
+    data = json.loads(COMMITTED_RESULT.read_text(encoding="utf-8"))
+    data["config"].update(task="toy", setting=setting, backbone=backbone, method=method)
+    data["backbone_name"] = backbone
+    data["seeds"] = {seed: {"acc": acc} for seed in data["seeds"]}
+    data["mean"], data["std"] = {"acc": acc}, {"acc": 0.0}
+    return write_json(root, f"superglue/{setting}/{backbone}/{method}/toy.json", data)
+
+
+def test_a_task_registered_at_runtime_is_an_extra_column_of_every_superglue_view(tmp_path, toy_task, capsys):
+    from repro.report.superglue_table import format_table, load_results
+
+    root = small_result_set(tmp_path / "results")
+    _toy_result(root, "fewshot", "smollm2-135m", "ptuning", 61.5)
+    _toy_result(root, "supervised", "smollm2-135m", "ptuning", 70.25)
+    _toy_result(root, "supervised", "gpt2-medium", "ptuning", 80.0)
+    assert _run_cli(["--results", str(root), "--no-reproducing", "--no-plots"]) == 0
+    assert "warning" not in capsys.readouterr().err
+    for table, row, cell in (("table5", "| P-tuning | smollm2-135m |", "61.5±0.0 / —"),
+                             ("table3", "| P-tuning | smollm2-135m |", "70.2±0.0 / —"),
+                             ("table4", "| P-tuning | gpt2-medium |", "80.0±0.0 / —")):
+        lines = (root / f"tables/{table}.md").read_text(encoding="utf-8").splitlines()
+        assert lines[4].endswith("| Avg | Toy acc |") or "| Avg | ReCoRD EM | ReCoRD F1 | Toy acc |" in lines[4], table
+        ours = next(line for line in lines if line.startswith(row))
+        assert ours.endswith(f"| {cell} |"), (table, ours)
+    table5 = (root / "tables/table5.csv").read_text(encoding="utf-8")
+    assert ",Toy,acc,61.5,0.0,3,,,,,False,,," in table5  # no paper cell, not in the Avg
+    quick = format_table(load_results(root, "supervised", "smollm2-135m", ["ptuning"])).splitlines()
+    assert quick[0] == "| Method | Avg | ReCoRD EM | ReCoRD F1 | Toy acc |"
+    assert quick[2] == "| P-tuning (ptuning) | - | 20.0 | 21.0 | 70.2 ± 0.0 |"
+
+
+def test_a_result_of_an_unregistered_task_is_named_as_malformed(tmp_path):
+    root = tmp_path / "results"
+    _toy_result(root, "fewshot", "smollm2-135m", "ptuning", 61.5)
+    found = discover_results(root)
+    assert not found.results and str(found.problems[0]).startswith(
+        "results/superglue/fewshot/smollm2-135m/ptuning/toy.json: field 'config.task': 'toy' is not a registered task")
+
+
+def test_quick_superglue_table_is_the_reports_columns_and_avg(tmp_path):
+    from repro.report.superglue_table import format_table, load_results
+
+    root = small_result_set(tmp_path / "results")
+    lines = format_table(load_results(root, "supervised", "gpt2-small", ["ptuning"])).splitlines()
+    assert lines[0] == ("| Method | BoolQ acc | CB acc | CB F1 | WiC acc | RTE acc | MultiRC EM | MultiRC F1a | "
+                        "WSC acc | COPA acc | Avg |")
+    assert lines[2] == ("| P-tuning (ptuning) | 75.0 ± 0.0 | 91.1 ± 0.0 | 93.2 ± 0.0 | 68.3 ± 0.0 | 70.8 ± 0.0 | "
+                        "23.5 ± 0.0 | 69.8 ± 0.0 | 63.5 ± 0.0 | 76.0 ± 0.0 | 70.3 |")
+    partial = format_table(load_results(root, "supervised", "gpt2-small", ["ptuning"]), ["cb", "rte"]).splitlines()
+    assert partial[2] == "| P-tuning (ptuning) | 91.1 ± 0.0 | 93.2 ± 0.0 | 70.8 ± 0.0 | 81.5* |"
+    assert partial[-1] == "P-tuning (ptuning): Avg over cb, rte (missing boolq, wic, multirc, wsc, copa)"
+
+
+# ---- provenance ---------------------------------------------------------------------------------------------
+
+def test_git_commit_is_dirty_for_code_changes_only(tmp_path, monkeypatch):
+    """Writing results (tracked, under results/) or untracked files does not mark the next run dirty."""
+    import subprocess
+
+    import repro.results as provenance
+
+    def git(*args: str) -> None:
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
+
+    git("init", "-q")
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results/r.json").write_text("{}")
+    (tmp_path / "code.py").write_text("x = 1\n")
+    git("add", ".")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "init")
+    monkeypatch.setattr(provenance, "PROJECT_ROOT", tmp_path)
+    (tmp_path / "results/r.json").write_text('{"new": 1}')
+    (tmp_path / "untracked.py").write_text("")
+    assert not provenance.git_commit().endswith("-dirty")
+    (tmp_path / "code.py").write_text("x = 2\n")
+    assert provenance.git_commit().endswith("-dirty")
+
+
+def test_report_and_quick_tables_import_no_torch():
+    import subprocess
+    import sys
+
+    code = ("import sys; from repro.cli import build_parser\n"
+            "for name in ('report', 'lama-table', 'superglue-table'): build_parser(name)\n"
+            "import repro.report.build; from tasks.registry import all_tasks; all_tasks()\n"
+            "assert 'torch' not in sys.modules, 'torch imported'")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[1])

@@ -1,10 +1,12 @@
 """Reporting: compare result files with the paper's tables, as markdown/CSV tables, PNG plots and
 the generated sections of REPRODUCING.md.
 
-Modules, one job each: `paper` (the shipped paper table), `results` (result files), `names` (every name
-mapping and backbone alias), `match` (which paper cell each number is compared with), `average` (the
-paper's SuperGLUE Avg), `summary` (counts and gaps), `tables`, `plots`, `reproducing` (marker sections),
-`build` (end to end) and `cli` (`python -m repro report`).
+Modules, one job each: `paper` (the shipped paper table), `results` (the one reader of result files),
+`names` (every name mapping and backbone alias), `match` (which paper cell each number is compared with; the
+SuperGLUE columns from the task declarations), `average` (the paper's SuperGLUE Avg), `summary` (counts and
+gaps), `relations` (the per-relation LAMA table), `text` (number and mark formatting), `tables`, `plots`,
+`reproducing` (marker sections), `build` (end to end) and `cli` (`python -m repro report`). The quick
+tables `lama_table` and `superglue_table` are views on the same code, printed for a terminal.
 """
 
 from __future__ import annotations

@@ -17,7 +17,8 @@ from repro.report.plots import write_plots
 from repro.report.reproducing import write_sections
 from repro.report.results import ResultSet, discover_results
 from repro.report.summary import Summary, summarize, summary_lines
-from repro.report.tables import relation_tables, view_markdown, write_tables
+from repro.report.relations import relation_tables
+from repro.report.tables import view_markdown, write_tables
 
 ENV_ITEMS = 8
 ENV_FIRST = ("device", "dtype", "torch_threads", "threads", "packages.torch", "torch", "packages.transformers",

@@ -1,4 +1,8 @@
-"""`python -m repro report`: compare results/ with the paper's tables (markdown, CSV, PNG, REPRODUCING.md)."""
+"""`python -m repro report`: compare results/ with the paper's tables (markdown, CSV, PNG, REPRODUCING.md).
+
+Without `--results` / `--reproducing` the project's own results/ and REPRODUCING.md are used, wherever the
+command runs (as the other subcommands resolve their defaults); paths given explicitly are taken as given,
+relative to the working directory."""
 
 from __future__ import annotations
 
@@ -6,47 +10,63 @@ import argparse
 import shlex
 import sys
 from pathlib import Path
+from typing import Optional
+
+from repro.results import PROJECT_ROOT
+
+DEFAULT_RESULTS = Path("results")  # relative to the project root
+DEFAULT_REPRODUCING = Path("REPRODUCING.md")
 
 
 def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """The `report` subcommand of `repro.cli`."""
     parser = subparsers.add_parser(
         "report",
         help="compare results with the paper's tables: markdown/CSV tables, PNG plots, REPRODUCING.md",
         description=__doc__,
     )
-    parser.add_argument("--results", type=Path, default=Path("results"),
-                        help="directory searched for result JSON files (default: results)")
+    parser.add_argument("--results", type=Path, default=None,
+                        help="directory searched for result JSON files (default: the project's results/)")
     parser.add_argument("--out", type=Path, default=None,
                         help="where tables/ and plots/ are written (default: the results directory)")
     parser.add_argument("--tolerance", type=float, default=1.0,
                         help="a cell is reproduced when |ours - paper| <= this many points (default: 1.0)")
-    parser.add_argument("--reproducing", type=Path, default=Path("REPRODUCING.md"),
-                        help="markdown file whose report sections are regenerated (default: REPRODUCING.md)")
+    parser.add_argument("--reproducing", type=Path, default=None,
+                        help="markdown file whose report sections are regenerated (default: the project's "
+                             "REPRODUCING.md)")
     parser.add_argument("--no-reproducing", action="store_true", help="leave REPRODUCING.md alone")
     parser.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     parser.set_defaults(func=run)
     return parser
 
 
+def resolved(given: Optional[Path], default: Path) -> Path:
+    """An explicit path as given (relative to the working directory); else the default under the project root."""
+    return given if given is not None else PROJECT_ROOT / default
+
+
 def command_line(args: argparse.Namespace) -> str:
-    """The command as a user would retype it, for the generated REPRODUCING.md section."""
-    parts = ["python", "-m", "repro", "report", "--results", str(args.results)]
+    """The command as a user would retype it from the project root, for the generated REPRODUCING.md section
+    (a default path is spelled relative to the project root, so the text does not depend on the checkout)."""
+    parts = ["python", "-m", "repro", "report", "--results", str(args.results or DEFAULT_RESULTS)]
     if args.out is not None:
         parts += ["--out", str(args.out)]
     parts += ["--tolerance", f"{args.tolerance:g}"]
     if not args.no_reproducing:
-        parts += ["--reproducing", str(args.reproducing)]
+        parts += ["--reproducing", str(args.reproducing or DEFAULT_REPRODUCING)]
     if args.no_plots:
         parts.append("--no-plots")
     return shlex.join(parts)
 
 
 def run(args: argparse.Namespace) -> int:
+    """Build the report and print its summary; warnings about skipped files go to stderr."""
     from repro.report.build import ReportOptions, build_report  # pandas and matplotlib only when reporting
 
     options = ReportOptions(
-        results=args.results, out=args.out, tolerance=args.tolerance,
-        reproducing=None if args.no_reproducing else args.reproducing, plots=not args.no_plots,
+        results=resolved(args.results, DEFAULT_RESULTS), out=args.out, tolerance=args.tolerance,
+        reproducing=None if args.no_reproducing else resolved(args.reproducing, DEFAULT_REPRODUCING),
+        plots=not args.no_plots,
         command=command_line(args),
     )
     report = build_report(options)

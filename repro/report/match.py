@@ -20,7 +20,6 @@ from typing import Optional
 
 from repro.report.average import avg_tasks, superglue_average
 from repro.report.names import (
-    TASK_TO_PAPER,
     backbone_family,
     method_rank,
     metric_label,
@@ -28,6 +27,7 @@ from repro.report.names import (
     our_metric_key,
     paper_method,
     paper_methods,
+    task_display_name,
 )
 from repro.report.paper import PaperCell, PaperTables
 from repro.report.results import Result
@@ -62,33 +62,49 @@ class TableSpec:
 
 LAMA_COLUMNS = (Column("LAMA", "P@1"),)
 LAMA_EXTRA = (Column("LAMA", "micro", in_paper=False),)
-SUPERGLUE_COLUMNS = (
-    Column("BoolQ", "acc"), Column("CB", "acc"), Column("CB", "f1_macro"), Column("WiC", "acc"),
-    Column("RTE", "acc"), Column("MultiRC", "em"), Column("MultiRC", "f1a"), Column("WSC", "acc"),
-    Column("COPA", "acc"), Column("Avg", "avg"),
+AVG_COLUMN = Column("Avg", "avg")
+# (key, paper table, kind, title, benchmark): the output tables; SuperGLUE columns come from the task declarations.
+_TABLES: tuple[tuple[str, Optional[str], str, str, str], ...] = (
+    ("table1", "Table 1", "reference", "Table 1: LAMA P17 with manual prompt variants, BERT-base", "lama-p17"),
+    ("table2_left", "Table 2 left", "lama", "Table 2 (left): LAMA-34k P@1, frozen LM", "lama"),
+    ("table2_right", "Table 2 right", "lama", "Table 2 (right): LAMA-29k P@1", "lama"),
+    ("table3", "Table 3", "supervised", "Table 3: fully supervised SuperGLUE dev, base-size backbones", "superglue"),
+    ("table4", "Table 4", "supervised", "Table 4: fully supervised SuperGLUE dev, large backbones", "superglue"),
+    ("table5", "Table 5", "fewshot", "Table 5: few-shot SuperGLUE (FewGLUE, 32 examples), dev set", "superglue"),
+    ("lama_full", None, "lama", "LAMA P@1 with the full vocabulary (no paper table)", "lama"),
 )
-SUPERGLUE_EXTRA = (
-    Column("ReCoRD", "em", False), Column("ReCoRD", "f1", False), Column("AX-b", "mcc", False),
-    Column("AX-g", "acc", False), Column("AX-g", "gender_parity", False),
-)
-
-SPECS: tuple[TableSpec, ...] = (
-    TableSpec("table1", "Table 1", "reference", "Table 1: LAMA P17 with manual prompt variants, BERT-base",
-              (Column("LAMA-P17", "P@1"),)),
-    TableSpec("table2_left", "Table 2 left", "lama", "Table 2 (left): LAMA-34k P@1, frozen LM",
-              LAMA_COLUMNS, LAMA_EXTRA),
-    TableSpec("table2_right", "Table 2 right", "lama", "Table 2 (right): LAMA-29k P@1", LAMA_COLUMNS, LAMA_EXTRA),
-    TableSpec("table3", "Table 3", "supervised", "Table 3: fully supervised SuperGLUE dev, base-size backbones",
-              SUPERGLUE_COLUMNS, SUPERGLUE_EXTRA),
-    TableSpec("table4", "Table 4", "supervised", "Table 4: fully supervised SuperGLUE dev, large backbones",
-              SUPERGLUE_COLUMNS, SUPERGLUE_EXTRA),
-    TableSpec("table5", "Table 5", "fewshot", "Table 5: few-shot SuperGLUE (FewGLUE, 32 examples), dev set",
-              SUPERGLUE_COLUMNS, SUPERGLUE_EXTRA),
-    TableSpec("lama_full", None, "lama", "LAMA P@1 with the full vocabulary (no paper table)",
-              LAMA_COLUMNS, LAMA_EXTRA),
-)
-SPEC_BY_KEY = {s.key: s for s in SPECS}
 LAMA_TABLE_BY_VOCAB = {"34k": "table2_left", "29k": "table2_right", "full": "lama_full"}
+
+
+def superglue_columns() -> tuple[tuple[Column, ...], tuple[Column, ...]]:
+    """(columns, extra columns) of the SuperGLUE tables, from the task declarations in registry order: every
+    metric of the tasks in the paper's tables, then Avg; then the other tasks' metrics (ReCoRD, diagnostics,
+    a task registered at runtime), shown where some result has them. Read on each call, so that a task
+    registered after import gets its columns."""
+    from tasks.registry import all_tasks
+
+    tasks = all_tasks()
+    main = tuple(Column(t.display_name, m) for t in tasks if t.in_paper_tables for m in t.metrics)
+    extra = tuple(Column(t.display_name, m, False) for t in tasks if not t.in_paper_tables for m in t.metrics)
+    return main + (AVG_COLUMN,), extra
+
+
+def specs() -> tuple[TableSpec, ...]:
+    """Every output table with its columns, in output order."""
+    superglue = superglue_columns()
+    columns = {"lama-p17": ((Column("LAMA-P17", "P@1"),), ()), "lama": (LAMA_COLUMNS, LAMA_EXTRA),
+               "superglue": superglue}
+    return tuple(TableSpec(key, table, kind, title, *columns[bench]) for key, table, kind, title, bench in _TABLES)
+
+
+def spec_by_key(key: str) -> TableSpec:
+    return next(s for s in specs() if s.key == key)
+
+
+def lama_spec(vocab: str) -> TableSpec:
+    """The output table of a LAMA vocabulary: Table 2 right (29k), Table 2 left (34k), none for the full one."""
+    return spec_by_key(LAMA_TABLE_BY_VOCAB[vocab])
+
 
 NEAREST_PAPER_BACKBONE: dict[str, dict[str, str]] = {
     "Table 2 left": {"masked": "bert-base-cased", "causal": "bert-base-cased"},
@@ -189,12 +205,12 @@ class Matching:
 def route(result: Result, paper: PaperTables) -> TableSpec:
     """The output table a result belongs to: by vocabulary (LAMA) or setting and backbone size (SuperGLUE)."""
     if result.kind == "lama":
-        return SPEC_BY_KEY[LAMA_TABLE_BY_VOCAB[result.setting]]
+        return lama_spec(result.setting)
     if result.setting == "fewshot":
-        return SPEC_BY_KEY["table5"]
+        return spec_by_key("table5")
     if result.backbone in paper.backbones("Table 4"):
-        return SPEC_BY_KEY["table4"]
-    return SPEC_BY_KEY["table3"]
+        return spec_by_key("table4")
+    return spec_by_key("table3")
 
 
 def compared_row(spec: TableSpec, paper: PaperTables, result: Result) -> Row:
@@ -233,8 +249,9 @@ def _only(values) -> Optional[str]:
 
 def build_views(paper: PaperTables, results: list[Result]) -> Matching:
     """Every output table: the paper tables always, the no-paper tables only when a result needs them."""
-    placed: dict[str, dict[Row, dict[Column, tuple[OursValue, Result]]]] = {s.key: {} for s in SPECS}
-    used: dict[str, list[Result]] = {s.key: [] for s in SPECS}
+    tables = specs()
+    placed: dict[str, dict[Row, dict[Column, tuple[OursValue, Result]]]] = {s.key: {} for s in tables}
+    used: dict[str, list[Result]] = {s.key: [] for s in tables}
     warnings: list[str] = []
     for result in results:
         spec = route(result, paper)
@@ -242,7 +259,7 @@ def build_views(paper: PaperTables, results: list[Result]) -> Matching:
         slots = placed[spec.key].setdefault(row, {})
         used[spec.key].append(result)
         for column in spec.columns + spec.extra_columns:
-            value = _ours_for(result, column)
+            value = ours_for(result, column)
             if value is None:
                 continue
             if column in slots:
@@ -251,17 +268,18 @@ def build_views(paper: PaperTables, results: list[Result]) -> Matching:
                 continue
             slots[column] = (value, result)
     views = []
-    for spec in SPECS:
+    for spec in tables:
         if spec.paper_table is None and not used[spec.key]:
             continue
         views.append(_view(spec, paper, placed[spec.key], used[spec.key]))
     return Matching(views, warnings)
 
 
-def _ours_for(result: Result, column: Column) -> Optional[OursValue]:
+def ours_for(result: Result, column: Column) -> Optional[OursValue]:
+    """Our number for a column from one result (None: the result is of another task, or lacks the metric)."""
     if column.is_avg:
         return None
-    if result.kind == "superglue" and TASK_TO_PAPER[result.task] != column.task:
+    if result.kind == "superglue" and task_display_name(result.task) != column.task:
         return None
     key = our_metric_key(result.kind, column.metric)
     if key not in result.metrics:

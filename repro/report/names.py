@@ -1,7 +1,9 @@
 """Names in one place: our task/method/backbone names, the paper's names for them, and backbone families.
 
 Everything that turns one spelling into another lives here, so that a new alias or a new method is one
-edit and the matching code never compares raw strings from two sources.
+edit and the matching code never compares raw strings from two sources. Task and method names are not
+listed here: they are read from the declarations (`tasks/`, `repro/methods.py`), so that a task or method
+registered at runtime is named like the built-in ones.
 """
 
 from __future__ import annotations
@@ -9,20 +11,6 @@ from __future__ import annotations
 from typing import Optional
 
 from repro.methods import all_methods
-
-# Our SuperGLUE task names (result files) -> the paper's column names.
-TASK_TO_PAPER: dict[str, str] = {
-    "boolq": "BoolQ",
-    "cb": "CB",
-    "copa": "COPA",
-    "multirc": "MultiRC",
-    "record": "ReCoRD",
-    "rte": "RTE",
-    "wic": "WiC",
-    "wsc": "WSC",
-    "axb": "AX-b",
-    "axg": "AX-g",
-}
 
 SETTINGS = ("fewshot", "supervised")
 LAMA_VOCABS = ("29k", "34k", "full")
@@ -77,6 +65,23 @@ BACKBONE_FAMILY: dict[str, str] = {
     "gemma3-270m": "causal",
 }
 
+def task_display_name(task: str) -> str:
+    """The paper's column name of one of our SuperGLUE tasks (`cb` -> `CB`), from its declaration.
+
+    The registry is imported here, not at module import: `tasks.base` imports `repro.data`, and the report's
+    modules must import without loading every adapter."""
+    from tasks.registry import get_task
+
+    return get_task(task).display_name
+
+
+def task_names() -> tuple[str, ...]:
+    """Our names of every registered SuperGLUE task, in table order."""
+    from tasks.registry import task_names as registered
+
+    return registered()
+
+
 def _method_order() -> tuple[str, ...]:
     """Our method names in registration order (the row order of tables), each once."""
     return tuple(dict.fromkeys(m.name for m in all_methods()))
@@ -128,3 +133,10 @@ def our_method(kind: str, paper_name: str) -> Optional[str]:
 def our_metric_key(result_kind: str, metric: str) -> str:
     """The key of a paper metric in our result files (LAMA's P@1 is the macro average over relations)."""
     return LAMA_METRIC_KEYS.get(metric, metric) if result_kind == "lama" else metric
+
+
+def task_of_display(display: str) -> str:
+    """Inverse of `task_display_name`: our name of the task the paper calls `display` (itself if none is)."""
+    from tasks.registry import all_tasks
+
+    return next((t.name for t in all_tasks() if t.display_name == display), display)

@@ -14,7 +14,8 @@ from matplotlib.figure import Figure
 from repro.atomic import atomic_write
 from repro.report.match import Row, TableView
 from repro.report.summary import Comparison
-from repro.report.tables import RelationTable, slug, method_name
+from repro.report.relations import RelationTable, method_name
+from repro.report.text import slug
 
 MAX_DELTAS = 40
 COLORS = ("#4C72B0", "#DD8452", "#55A868", "#C44E52", "#8172B3", "#937860", "#DA8BC3")

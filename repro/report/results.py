@@ -3,6 +3,10 @@
 A malformed file must not sink the whole report: it becomes a `LoadProblem` (its path and why) and the
 other files are still read. Files with a schema this report does not read (per-relation LAMA files,
 model configs) are skipped quietly unless they sit where a result file is expected.
+
+This is the one reader of result files: the report and the quick tables (`lama-table`, `superglue-table`)
+all parse through `parse_result_file`, so a field is interpreted the same way everywhere. A SuperGLUE
+result may be of any registered task (`tasks.registry`), a task added at runtime included.
 """
 
 from __future__ import annotations
@@ -13,11 +17,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Optional
 
-from repro.report.names import LAMA_VOCABS, SETTINGS, TASK_TO_PAPER, canonical_backbone
+from repro.errors import DataError
+from repro.report.names import LAMA_VOCABS, SETTINGS, canonical_backbone, task_names
+from repro.results import LAMA_RELATION_SCHEMA, LAMA_SUMMARY_SCHEMA, SUPERGLUE_SCHEMA, SUPERGLUE_SEED_SCHEMA
 
-LAMA_SCHEMA = "repro.lama.summary/1"
-SUPERGLUE_SCHEMA = "repro.superglue/1"
-IGNORED_SCHEMAS = frozenset({"repro.lama.relation/1"})
+LAMA_SCHEMA = LAMA_SUMMARY_SCHEMA
+# Our own files that are not results of a run (a relation's part of a summary; a seed's record, kept under runs/).
+IGNORED_SCHEMAS = frozenset({LAMA_RELATION_SCHEMA, SUPERGLUE_SEED_SCHEMA})
 LAMA_RELATIONS = 41  # T-REx relations in LAMA: a macro P@1 over fewer is not the paper's number
 
 
@@ -97,7 +103,7 @@ def discover_results(root: Path, exclude: Iterable[Path] = ()) -> ResultSet:
             continue
         if any(path.resolve().is_relative_to(ex) for ex in excluded):
             continue
-        display = (Path(root.resolve().name) / rel).as_posix()
+        display = display_path(root, path)
         try:
             result = parse_result_file(path, display, expected=_in_result_layout(Path(display)))
         except _Invalid as err:
@@ -108,6 +114,24 @@ def discover_results(root: Path, exclude: Iterable[Path] = ()) -> ResultSet:
         else:
             found.results.append(result)
     return found
+
+
+def display_path(root: Path, path: Path) -> str:
+    """How a result file is named in tables and warnings: from the results folder's own name down
+    (`results/superglue/...`), the same wherever the report runs."""
+    return (Path(Path(root).resolve().name) / Path(path).relative_to(root)).as_posix()
+
+
+def read_result(path: Path, root: Path) -> Result:
+    """One result file that must be a result (a quick table asked for it): a DataError names the file and why."""
+    display = display_path(root, path)
+    try:
+        result = parse_result_file(path, display)
+    except _Invalid as err:
+        raise DataError(f"{path}: {err}") from None
+    if result is None:
+        raise DataError(f"{path}: not a result file (schema {LAMA_SCHEMA!r} or {SUPERGLUE_SCHEMA!r} expected)")
+    return result
 
 
 def _in_result_layout(path: Path) -> bool:
@@ -166,8 +190,8 @@ def _parse_lama(path: Path, display: str, data: dict[str, Any]) -> Result:
 def _parse_superglue(path: Path, display: str, data: dict[str, Any]) -> Result:
     config = _get(data, "config", dict)
     task = _get(data, "config.task", str)
-    if task not in TASK_TO_PAPER:
-        raise _Invalid(f"field 'config.task': {task!r} is not one of {', '.join(TASK_TO_PAPER)}")
+    if task not in task_names():
+        raise _Invalid(f"field 'config.task': {task!r} is not a registered task ({', '.join(task_names())})")
     setting = _get(data, "config.setting", str)
     if setting not in SETTINGS:
         raise _Invalid(f"field 'config.setting': {setting!r} is not one of {', '.join(SETTINGS)}")
