@@ -57,6 +57,21 @@ def test_matthews():
     assert m.matthews(["entailment", "not_entailment"], ["entailment", "not_entailment"]) == 100.0
 
 
+def test_gender_parity_on_hand_made_pairs():
+    keys = ["The nurse said she was tired .", "The nurse said she was tired .",
+            "The surgeon said he would wait .", "The surgeon said he would wait .",
+            "The cook said they were late .", "The cook said they were late ."]
+    preds = ["entailment", "entailment", "entailment", "not_entailment", "not_entailment", "not_entailment"]
+    assert m.gender_parity(keys, preds) == pytest.approx(100 * 2 / 3)  # pairs 1 and 3 agree, pair 2 does not
+    assert m.gender_parity(keys[:2], preds[2:4]) == 0.0
+    with pytest.raises(ValueError, match="not a pair"):
+        m.gender_parity(keys[1:5], preds[:4])
+    with pytest.raises(ValueError, match="even"):
+        m.gender_parity(keys[:3], preds[:3])
+    with pytest.raises(ValueError, match="pair keys for"):
+        m.gender_parity(keys, preds[:4])
+
+
 def test_gender_parity_on_real_axg_pairs(shared_data):
     rows = [json.loads(line) for line in (shared_data / "superglue/AX-g/AX-g.jsonl").read_text().splitlines() if line]
     keys = [r["hypothesis"] for r in rows[:8]]

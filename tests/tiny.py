@@ -1,4 +1,4 @@
-"""Tiny random backbones with tokenizers trained offline on text from the real benchmark files.
+"""Tiny random backbones with tokenizers trained offline on the suite's own text (tests/corpus.txt).
 
 Each builder writes a Hugging Face model directory (config, weights, tokenizer), so tests also exercise
 `load_backbone` on local directories. Masked: BERT (WordPiece), RoBERTa (byte-level BPE), ALBERT (unigram
@@ -16,31 +16,12 @@ SPECIALS_BERT = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 TINY = dict(hidden=32, layers=2, heads=2, intermediate=64, positions=512)
 # Larger than the usual 0.02 so that a random tiny model reacts to its inputs (prompt tuning can move it).
 INIT_RANGE = 0.3
+CORPUS = Path(__file__).resolve().with_name("corpus.txt")
 
 
-def corpus(shared_data: Path, limit_per_file: int = 400) -> list[str]:
-    """Sentences and entity names from LAMA and SuperGLUE, so test words tokenize into few pieces."""
-    texts: list[str] = []
-    for line in (shared_data / "lama" / "relations.jsonl").read_text().splitlines():
-        texts.append(json.loads(line)["template"])
-    for rel in ("P17", "P19", "P36", "P101", "P1376"):
-        for name in ("train.jsonl", "test.jsonl"):
-            path = shared_data / "lama" / "fact-retrieval" / "original" / rel / name
-            for line in path.read_text().splitlines()[:limit_per_file]:
-                fact = json.loads(line)
-                texts.append(f"{fact['sub_label']} {fact['obj_label']}")
-    for task, fields in {
-        "RTE": ("premise", "hypothesis"),
-        "CB": ("premise", "hypothesis"),
-        "BoolQ": ("passage", "question"),
-        "WiC": ("sentence1", "sentence2"),
-        "COPA": ("premise", "choice1", "choice2"),
-    }.items():
-        for line in (shared_data / "fewglue" / task / "train.jsonl").read_text().splitlines():
-            ex = json.loads(line)
-            texts.extend(str(ex[f]) for f in fields)
-    texts += ["Question: Answer: Yes No Maybe True False because so refers to the ? . , : ' *"] * 5
-    return texts
+def corpus(path: Path = CORPUS) -> list[str]:
+    """The lines of the suite's own training text (tests/corpus.txt), without comments and blank lines."""
+    return [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip() and not line.startswith("#")]
 
 
 def _save(model, tokenizer, directory: Path) -> Path:
