@@ -30,8 +30,18 @@ SHARED_DATA = Path(os.environ.get("REPRO_SHARED_DATA", ROOT.parent / "shared" / 
 def pytest_collection_modifyitems(config, items):
     """Mark every test that needs the benchmark mirror (it requests `shared_data`, maybe through a fixture)."""
     for item in items:
-        if "shared_data" in getattr(item, "fixturenames", ()):
+        if {"shared_data", "shared_paper"} & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.data)
+
+
+@pytest.fixture(scope="session")
+def shared_paper() -> Path:
+    """The paper's tables as data beside the project (../shared/paper/tables.csv), which the package copies.
+    Its absence is an error, never a skip."""
+    path = SHARED_DATA.parent / "paper" / "tables.csv"
+    if not path.is_file():
+        raise RuntimeError(f"the paper's tables not found at {path} (../shared beside the project)")
+    return path
 
 
 @pytest.fixture(scope="session")

@@ -21,7 +21,6 @@ from repro.report.paper import KNOWN_TABLES, load_paper_tables, shipped_path
 from repro.report.results import discover_results
 from repro.report.summary import summarize
 
-SHARED_TABLES = Path(__file__).resolve().parents[1].parent / "shared" / "paper" / "tables.csv"
 
 
 # ---- synthetic result files -------------------------------------------------------------------------------
@@ -102,9 +101,9 @@ def load_results(root: Path):
 
 # ---- the paper table ----------------------------------------------------------------------------------------
 
-def test_shipped_paper_table_loads_and_is_the_shared_copy():
+def test_shipped_paper_table_loads_and_is_the_shared_copy(shared_paper):
     paper = load_paper_tables()
-    assert shipped_path().read_bytes() == SHARED_TABLES.read_bytes()
+    assert shipped_path().read_bytes() == shared_paper.read_bytes()
     assert {c.table for c in paper.cells} == set(KNOWN_TABLES)
     assert {c.status for c in paper.cells} == {"corroborated", "transcribed"}
     cell = paper.get("Table 3", "P-tuning", "bert-base-cased", "CB", "f1_macro")
