@@ -2,7 +2,8 @@
 
 - batching: examples grouped by length (less padding), results returned in input order;
 - `gather_target_log_probs`: each row's target ids picked out of log-probabilities, 0 where padded; every
-  log-probability of an answer token (LAMA, verbalizers, candidates, training and evaluation) is read here;
+  answer token's log-probability a scorer uses (verbalizer words, candidates, in training and evaluation) is
+  read here (the full-vocabulary cross-entropy `PromptedLM.loss` reduces inside `nll_loss` instead);
 - argmax within a candidate vocabulary (`argmax_candidates`, the prompted LM's sliced-head fast path) and over a
   classifier head's labels (`argmax_classes`);
 - multi-token answers: plain full forwards (`answer_log_probs`, `summed_answer_log_probs`) and shared forwards
