@@ -1,5 +1,6 @@
-"""Multi-token candidate scoring and span prediction (repro.scorers.candidates) on tiny masked and causal LMs:
-shared forwards give the numbers of plain ones, a boosted right answer wins, the losses, truncation."""
+"""Multi-token candidate scoring and span prediction (repro.scorers.candidates, repro.scorers.span, through
+repro.core.inference) on tiny masked and causal LMs: shared forwards give the numbers of plain ones, a boosted
+right answer wins, the losses, truncation."""
 
 from __future__ import annotations
 
@@ -11,18 +12,15 @@ from repro.errors import ConfigError
 from repro.methods import get_method
 from repro.core.model import PromptedLM
 from repro.ptuning import PromptEncoder, PromptEncoderConfig
-from repro.core.inference import answer_log_probs
+from repro.core.inference import answer_log_probs, predict_span_tokens, token_log_probs
 from repro.scorers.candidates import (
     CandidateOptions,
     CandidateScorer,
-    SpanScorer,
     candidate_loss,
-    predict_span_tokens,
     reduce_scores,
     render_candidates,
-    render_span_input,
-    token_log_probs,
 )
+from repro.scorers.span import SpanScorer, render_span_input
 from repro.scorers.base import ScorerContext, make_scorer
 from repro.core.template import Template, TemplateError, word_token_ids
 from tasks.base import Example

@@ -19,6 +19,7 @@ import os
 import shutil
 import tempfile
 from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -86,6 +87,16 @@ def cache_root() -> Path:
     return Path(os.environ.get("REPRO_CACHE_DIR", Path.home() / ".cache" / "ptuning-repro"))
 
 
+class BackboneKind(str, Enum):
+    """How a backbone reads an answer: at [MASK] tokens in one pass (masked) or as next tokens (causal).
+
+    Scoring code branches on this instead of on a bare boolean, so each branch names the kind it serves.
+    """
+
+    MASKED = "masked"
+    CAUSAL = "causal"
+
+
 @dataclass
 class Backbone:
     """A loaded language model, its tokenizer and whether it is causal."""
@@ -95,6 +106,10 @@ class Backbone:
     model: nn.Module
     tokenizer: object
     is_causal: bool
+
+    @property
+    def kind(self) -> BackboneKind:
+        return BackboneKind.CAUSAL if self.is_causal else BackboneKind.MASKED
 
     @property
     def config(self):

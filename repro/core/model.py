@@ -4,6 +4,11 @@ Injection embeds the ids with the backbone's own input-embedding module (some mo
 overwrites the prompt positions with the encoder output: no extra positions, so attention masks and position
 ids stay as the tokenizer made them. Scoring runs the LM head only at the positions read, and for a plain
 linear head only over the candidate ids asked for (the head is most of the cost of a small model).
+
+This module is the model's forward (hidden states at the target positions, and `head_logits`: the one
+LM head -> float32 -> soft-cap path, which `head_log_probs` normalises). Everything that scores with it
+(batching, gathering target log-probabilities, key/value-cache sharing, decoding) is in
+`repro.core.inference`. `ClassifierLM` (CLS-FT) lives here too: it is a model, the prompted LM plus a head.
 """
 
 from __future__ import annotations
@@ -90,15 +95,23 @@ class PromptedLM(nn.Module):
         rows = torch.arange(hidden.shape[0], device=hidden.device).unsqueeze(1)
         return hidden[rows, batch.target_positions]
 
-    def target_logits(self, batch: Batch) -> torch.Tensor:
-        """Full-vocabulary logits at the target positions, `(B, T, V)`, in float32."""
-        hidden = self.target_hidden(batch)
+    def head_logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        """Full-vocabulary logits of hidden states `(..., H)` -> `(..., V)`, float32, soft-capped where the
+        config asks: the one LM-head path, shared by full forwards and key/value-cache continuations."""
         with self.precision():
             logits = self.backbone.head()(hidden)
         return softcap(logits.float(), self.backbone.config)
 
+    def head_log_probs(self, hidden: torch.Tensor) -> torch.Tensor:
+        """Log-softmax of `head_logits` over the vocabulary."""
+        return torch.log_softmax(self.head_logits(hidden), dim=-1)
+
+    def target_logits(self, batch: Batch) -> torch.Tensor:
+        """Full-vocabulary logits at the target positions, `(B, T, V)`, in float32."""
+        return self.head_logits(self.target_hidden(batch))
+
     def target_log_probs(self, batch: Batch) -> torch.Tensor:
-        return torch.log_softmax(self.target_logits(batch), dim=-1)
+        return self.head_log_probs(self.target_hidden(batch))
 
     def candidate_logits(self, batch: Batch, candidate_ids: torch.Tensor) -> torch.Tensor:
         """Logits of `candidate_ids` (C,) at the target positions, `(B, T, C)`: for argmax within a vocabulary.
@@ -147,3 +160,31 @@ def softcap(logits: torch.Tensor, config) -> torch.Tensor:
     """Gemma-style final logit soft-capping, where the config asks for it (a no-op otherwise)."""
     cap = _softcap_value(config)
     return logits if cap is None else torch.tanh(logits / cap) * cap
+
+
+class ClassifierLM(nn.Module):
+    """CLS-FT: the prompted LM (no encoder, LM trained) plus a linear head at the read position."""
+
+    def __init__(self, prompted: PromptedLM, num_labels: int, dropout: float = 0.1) -> None:
+        super().__init__()
+        self.prompted = prompted
+        hidden = int(prompted.backbone.config.hidden_size)
+        self.dropout = nn.Dropout(dropout)
+        self.head = nn.Linear(hidden, num_labels)
+        std = float(getattr(prompted.backbone.config, "initializer_range", 0.02) or 0.02)
+        nn.init.normal_(self.head.weight, std=std)
+        nn.init.zeros_(self.head.bias)
+        self.head.to(prompted.lm.device)
+
+    @property
+    def backbone(self) -> Backbone:
+        return self.prompted.backbone
+
+    def trainable_parameters(self) -> dict[str, list[nn.Parameter]]:
+        groups = self.prompted.trainable_parameters()
+        return {"encoder": groups["encoder"], "backbone": groups["backbone"] + list(self.head.parameters())}
+
+    def logits(self, batch: Batch) -> torch.Tensor:
+        """`(B, labels)` logits of the head on the hidden state at each row's (single) target position."""
+        hidden = self.prompted.target_hidden(batch)[:, 0].float()
+        return self.head(self.dropout(hidden))

@@ -2,7 +2,7 @@
 
 The engine (`repro.experiment.superglue`) knows settings, seeds, data files, training and results; a task adapter
 (`tasks/`) knows its fields, patterns, labels and metric; a *scorer* joins a task kind to a model. Per task
-kind (`Task.kind`: classification, candidates, span) one factory is registered:
+kind (`Task.kind`: classification, candidates, span, vocab) one factory is registered:
 
     register_scorer(kind, factory)        # factory(ctx: ScorerContext) -> Scorer
 
@@ -26,8 +26,13 @@ augmentation of its training examples; scorers call it in `train_items`), `notes
 result), `eval_fallback` (evaluated when the dev set is absent; the result is marked partial),
 `trained_on` / `diagnostics` (AX-b and AX-g evaluated by the RTE model).
 
-Which module provides a kind's scorer: SCORER_MODULES below (part 2 adds `repro/superglue/candidates.py`,
-which calls `register_scorer("candidates", ...)` and `register_scorer("span", ...)` at import).
+Which module provides a kind's scorer: SCORER_MODULES below (one line per kind); importing that module calls
+`register_scorer(kind, ...)`. `classification.py` (verbalizers, CLS-FT), `candidates.py` (COPA, ReCoRD) and
+`span.py` (WSC) and `vocab.py` (LAMA) decide what is scored and how it trains; none of them reads the model
+itself: every forward,
+log-probability and decoding step goes through `repro.core.inference`, so all scorers get their numbers the
+same way. The helpers at the end of this module (`scorer_options`, `require_target`, `training_examples`)
+are the checks the scorers share.
 """
 
 from __future__ import annotations
@@ -41,7 +46,7 @@ import torch
 from torch import nn
 
 from repro.errors import ConfigError
-from repro.methods import Method
+from repro.methods import Method, Style
 from repro.core.model import PromptedLM
 from repro.core.template import Rendered, Template
 from tasks.base import Example, Task
@@ -49,7 +54,7 @@ from tasks.base import Example, Task
 SCORER_MODULES: dict[str, str] = {
     "classification": "repro.scorers.classification",
     "candidates": "repro.scorers.candidates",
-    "span": "repro.scorers.candidates",
+    "span": "repro.scorers.span",
     "vocab": "repro.scorers.vocab",
 }
 
@@ -131,3 +136,31 @@ def make_scorer(ctx: ScorerContext) -> Scorer:
         if kind not in _FACTORIES:
             raise ConfigError(f"{module} did not register a scorer for task kind {kind!r}")
     return _FACTORIES[kind](ctx)
+
+
+# ------------------------------------------------------------------------------------------------ shared checks
+def scorer_options(ctx: ScorerContext, accepted: tuple[str, ...]) -> dict[str, str]:
+    """The run's scorer options (`--scorer-option KEY=VALUE`), checked against what this scorer takes."""
+    unknown = sorted(set(ctx.options) - set(accepted))
+    if unknown:
+        raise ConfigError(f"task {ctx.task.name!r} ({ctx.task.kind}): unknown scorer option(s) {', '.join(unknown)}; "
+                          f"valid: {', '.join(accepted) if accepted else 'none'}")
+    return dict(ctx.options)
+
+
+def require_target(ctx: ScorerContext) -> None:
+    """Candidate and span tasks read answers at a [MASK] target: refuse CLS-FT and target-less patterns."""
+    if ctx.method.style is Style.CLASSIFIER or not ctx.template.has_target:
+        raise ConfigError(f"task {ctx.task.name!r} ({ctx.task.kind}) is scored through a [MASK] target; "
+                          f"method {ctx.method.name!r} with pattern {ctx.pattern!r} has none (CLS-FT is not offered "
+                          "for COPA, WSC and ReCoRD)")
+
+
+def training_examples(ctx: ScorerContext, examples: Sequence[Example]) -> list[Example]:
+    """The task's own selection and augmentation of its training examples (`train_examples`, see tasks/);
+    an empty selection is an error (nothing could train)."""
+    chosen = ctx.task.train_examples(examples)
+    if not chosen:
+        raise ConfigError(f"task {ctx.task.name!r}: none of the {len(examples)} training examples can train "
+                          "(unlabeled, or no gold answer among the candidates)")
+    return chosen

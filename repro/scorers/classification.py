@@ -14,6 +14,9 @@ the best-scoring label.
 CLS-FT: a linear head (dropout 0.1, as Hugging Face's sequence classifiers) on the last hidden state at the
 [CLS] position (masked LMs: the first token) or at the last real token (causal LMs), over the plain input
 (`Task.classifier_pattern`, no [MASK]); the LM is fine-tuned with the head, both at the LM's learning rate.
+The head and its model are `repro.core.model.ClassifierLM`.
+
+This module decides what is scored (labels, words, the rule); every number comes from `repro.core.inference`.
 """
 
 from __future__ import annotations
@@ -23,15 +26,20 @@ from typing import Any, Sequence, Union
 
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
-from repro.core.batch import Batch, collate, pad_id_of
+from repro.core.inference import (
+    answer_log_probs,
+    argmax_candidates,
+    argmax_classes,
+    candidate_logits_at_target,
+    classifier_logits,
+    summed_answer_log_probs,
+)
+from repro.core.model import ClassifierLM, PromptedLM
+from repro.core.template import Rendered, word_token_ids
 from repro.errors import ConfigError, DataError
 from repro.methods import Style
-from repro.core.model import PromptedLM
-from repro.core.inference import answer_log_probs, argmax_candidates, length_batches
 from repro.scorers.base import Scorer, ScorerContext, register_scorer
-from repro.core.template import Rendered, word_token_ids
 from tasks.base import Example
 
 
@@ -75,7 +83,6 @@ class VerbalizerScorer(Scorer):
             raise ConfigError(f"task {ctx.task.name!r}: two labels' words tokenize alike: {self.words}")
         self.single_token = not multi
         self.candidate_ids = torch.tensor([ids[0] for ids in self.word_ids]) if self.single_token else None
-        self.pad = pad_id_of(tok)
 
     def train_items(self, examples: Sequence[Example]) -> list[LabelledItem]:
         items = []
@@ -90,12 +97,9 @@ class VerbalizerScorer(Scorer):
     def label_scores(self, items: Sequence[LabelledItem]) -> torch.Tensor:
         """`(B, labels)` scores with gradients: logits of the words (one token) or summed log-probs (several)."""
         if self.single_token:
-            logits = self.model.target_logits(collate([it.rendered for it in items], self.pad))
-            return logits[:, 0, self.candidate_ids.to(logits.device)]
-        columns = []
-        for c in range(len(self.labels)):
-            batch = collate([it.rendered[c] for it in items], self.pad)
-            columns.append(_summed_log_probs(self.model, batch))
+            return candidate_logits_at_target(self.model, [it.rendered for it in items], self.candidate_ids)
+        columns = [summed_answer_log_probs(self.model, [it.rendered[c] for it in items])
+                   for c in range(len(self.labels))]
         return torch.stack(columns, dim=1)
 
     def loss(self, items: list[LabelledItem]) -> torch.Tensor:
@@ -130,36 +134,6 @@ class VerbalizerScorer(Scorer):
         }
 
 
-def _summed_log_probs(model: PromptedLM, batch: Batch) -> torch.Tensor:
-    """`(B,)` summed log-probabilities of each row's target ids (with gradients)."""
-    log_probs = model.target_log_probs(batch)
-    picked = log_probs.gather(-1, batch.target_ids.clamp(min=0).unsqueeze(-1)).squeeze(-1)
-    return (picked * batch.target_mask).sum(dim=1)
-
-
-class ClassifierLM(nn.Module):
-    """CLS-FT: the prompted LM (no encoder, LM trained) plus a linear head at the read position."""
-
-    def __init__(self, prompted: PromptedLM, num_labels: int, dropout: float = 0.1) -> None:
-        super().__init__()
-        self.prompted = prompted
-        hidden = int(prompted.backbone.config.hidden_size)
-        self.dropout = nn.Dropout(dropout)
-        self.head = nn.Linear(hidden, num_labels)
-        std = float(getattr(prompted.backbone.config, "initializer_range", 0.02) or 0.02)
-        nn.init.normal_(self.head.weight, std=std)
-        nn.init.zeros_(self.head.bias)
-        self.head.to(prompted.lm.device)
-
-    def trainable_parameters(self) -> dict[str, list[nn.Parameter]]:
-        groups = self.prompted.trainable_parameters()
-        return {"encoder": groups["encoder"], "backbone": groups["backbone"] + list(self.head.parameters())}
-
-    def logits(self, batch: Batch) -> torch.Tensor:
-        hidden = self.prompted.target_hidden(batch)[:, 0].float()
-        return self.head(self.dropout(hidden))
-
-
 class ClassifierScorer(Scorer):
     """CLS-FT over the task's classifier pattern (see the module docstring)."""
 
@@ -169,25 +143,21 @@ class ClassifierScorer(Scorer):
         self.ctx = ctx
         self.labels = list(ctx.task.labels)
         self.model = ClassifierLM(ctx.model, len(self.labels))
-        self.pad = pad_id_of(ctx.tokenizer)
 
     def train_items(self, examples: Sequence[Example]) -> list[LabelledItem]:
         examples = self.ctx.task.train_examples(examples)
         return [LabelledItem(self.ctx.render(ex), y) for ex, y in zip(examples, _label_indices(self.ctx, examples))]
 
     def loss(self, items: list[LabelledItem]) -> torch.Tensor:
-        logits = self.model.logits(collate([it.rendered for it in items], self.pad))
+        logits = classifier_logits(self.model, [it.rendered for it in items])
         gold = torch.tensor([it.label for it in items], device=logits.device)
         return nn.functional.cross_entropy(logits, gold)
 
     @torch.no_grad()
     def predict(self, examples: Sequence[Example], *, desc: str = "eval") -> list[Any]:
-        self.model.eval()
         rendered = [self.ctx.render(ex) for ex in examples]
-        best = torch.empty(len(rendered), dtype=torch.long)
-        batches = length_batches(rendered, self.ctx.eval_batch_size)
-        for idx in tqdm(batches, desc=desc, disable=self.ctx.quiet, leave=False, unit="batch"):
-            best[idx] = self.model.logits(collate([rendered[i] for i in idx], self.pad)).argmax(dim=-1).cpu()
+        best = argmax_classes(self.model, rendered, batch_size=self.ctx.eval_batch_size, desc=desc,
+                              quiet=self.ctx.quiet)
         return [self.labels[i] for i in best.tolist()]
 
     def describe(self) -> dict[str, Any]:

@@ -12,8 +12,7 @@ from typing import Any, Sequence
 
 import torch
 
-from repro.core.batch import collate, pad_id_of
-from repro.core.inference import argmax_candidates
+from repro.core.inference import argmax_candidates, target_loss
 from repro.core.template import Rendered
 from repro.errors import ConfigError
 from repro.scorers.base import Scorer, ScorerContext, register_scorer
@@ -31,7 +30,6 @@ class VocabScorer(Scorer):
         self.ctx = ctx
         self.model = ctx.model
         self.vocab_ids = ctx.task.vocab.tensor()
-        self.pad = pad_id_of(ctx.tokenizer)
 
     def render(self, example: Example) -> Rendered:
         return self.ctx.render(example, target_ids=[self.ctx.task.vocab.id_of(example.label)])
@@ -40,7 +38,7 @@ class VocabScorer(Scorer):
         return [self.render(ex) for ex in examples]
 
     def loss(self, items: list[Rendered]) -> torch.Tensor:
-        return self.model.loss(collate(items, self.pad))
+        return target_loss(self.model, items)
 
     @torch.no_grad()
     def predict(self, examples: Sequence[Example], *, desc: str = "eval") -> list[int]:

@@ -1,0 +1,98 @@
+"""The WSC span scorer (task kind `span`): train to produce the referent (span1_text) at the target; predict a
+span of the gold span's length, which the task judges against span1_text (PET's rule).
+
+Prediction: a masked LM fills as many masks as the gold span has tokens and takes the argmax token at each
+(one pass; PET filled them most-confident-first and added one extra mask); a causal LM generates that many
+tokens greedily after the pattern, on the pattern's key/value cache. Training: cross-entropy of the
+referent's tokens (PET's masked-LM loss on the positive examples). The decoding and the loss are read from
+`repro.core.inference`; this module renders the inputs and turns tokens back into text.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional, Sequence
+
+import torch
+from tqdm.auto import tqdm
+
+from repro.core.backbone import BackboneKind
+from repro.core.inference import length_batches, predict_span_tokens, target_loss
+from repro.core.model import PromptedLM
+from repro.core.template import Rendered, Template, TemplateError, word_token_ids
+from repro.scorers.base import Scorer, ScorerContext, register_scorer, require_target, scorer_options, training_examples
+from tasks.base import Example
+
+
+def render_span_input(template: Template, tokenizer, example: Example, n_tokens: int, *, causal: bool,
+                      max_length: Optional[int], target_ids: Optional[Sequence[int]] = None) -> Rendered:
+    """The input for predicting (no `target_ids`) or training on (`target_ids`) an `n_tokens` span."""
+    try:
+        if causal and target_ids is None:  # the pattern up to the span: the dummy target token is not in the input
+            return template.render(tokenizer, example.values, causal=True, target_ids=[0], max_length=max_length)
+        return template.render(tokenizer, example.values, causal=causal, target_ids=target_ids,
+                               target_len=n_tokens, max_length=max_length)
+    except TemplateError as err:
+        raise TemplateError(
+            f"{example.uid}: span {example.candidates[0]!r} ({n_tokens} tokens) does not fit: {err}"
+        ) from None
+
+
+SCORING = {
+    BackboneKind.MASKED: "argmax token at each of as many [MASK] as span1_text has tokens, one forward (PET: one "
+                         "extra mask, filled most-confident-first)",
+    BackboneKind.CAUSAL: "greedy generation of as many tokens as span1_text has, after the pattern",
+}
+
+
+class SpanScorer(Scorer):
+    """WSC: train to produce the referent (span1_text) at the target; predict a span of the gold span's length
+    (masked: argmax at each of its masks; causal: greedy generation). `predict` returns the predicted span
+    texts (special tokens dropped), which the task judges against span1_text (PET's rule)."""
+
+    def __init__(self, ctx: ScorerContext) -> None:
+        require_target(ctx)
+        self.ctx = ctx
+        self.model: PromptedLM = ctx.model
+
+    def span_ids(self, example: Example) -> list[int]:
+        space = self.ctx.template.target_space_before
+        return word_token_ids(self.ctx.tokenizer, example.candidates[0], space_before=space)
+
+    def _render(self, example: Example, target_ids: Optional[Sequence[int]], n_tokens: int) -> Rendered:
+        ctx = self.ctx
+        return render_span_input(ctx.template, ctx.tokenizer, example, n_tokens, causal=ctx.causal,
+                                 max_length=ctx.max_length, target_ids=target_ids)
+
+    def train_items(self, examples: Sequence[Example]) -> list[Rendered]:
+        items = []
+        for ex in training_examples(self.ctx, examples):
+            ids = self.span_ids(ex)
+            items.append(self._render(ex, ids, len(ids)))
+        return items
+
+    def loss(self, items: list[Rendered]) -> torch.Tensor:
+        """Cross-entropy of the referent's tokens (PET's masked-LM loss on the positive examples)."""
+        return target_loss(self.model, items)
+
+    @torch.no_grad()
+    def predict(self, examples: Sequence[Example], *, desc: str = "eval") -> list[str]:
+        self.model.eval()
+        lengths = [len(self.span_ids(ex)) for ex in examples]
+        rendered = [self._render(ex, None, n) for ex, n in zip(examples, lengths)]
+        batch_size = self.ctx.eval_batch_size
+        with tqdm(total=len(length_batches(rendered, batch_size)), desc=desc, disable=self.ctx.quiet, leave=False,
+                  unit="batch") as bar:
+            tokens = predict_span_tokens(self.model, rendered, lengths, batch_size=batch_size, progress=bar)
+        return [self.ctx.tokenizer.decode(t, skip_special_tokens=True).strip() for t in tokens]
+
+    def describe(self) -> dict[str, Any]:
+        return {"scoring": SCORING[self.model.backbone.kind],
+                "training": "positive examples only, target span1_text (PET)"}
+
+
+def span_scorer(ctx: ScorerContext) -> SpanScorer:
+    scorer_options(ctx, ())
+    return SpanScorer(ctx)
+
+
+register_scorer("span", span_scorer)
