@@ -27,11 +27,10 @@ result), `eval_fallback` (evaluated when the dev set is absent; the result is ma
 `trained_on` / `diagnostics` (AX-b and AX-g evaluated by the RTE model).
 
 Which module provides a kind's scorer: SCORER_MODULES below (one line per kind); importing that module calls
-`register_scorer(kind, ...)`. `classification.py` (verbalizers, CLS-FT), `candidates.py` (COPA, ReCoRD) and
+`register_scorer(kind, ...)`. `classification.py` (verbalizers, CLS-FT), `candidates.py` (COPA, ReCoRD),
 `span.py` (WSC) and `vocab.py` (LAMA) decide what is scored and how it trains; none of them reads the model
-itself: every forward,
-log-probability and decoding step goes through `repro.core.inference`, so all scorers get their numbers the
-same way. The helpers at the end of this module (`scorer_options`, `require_target`, `training_examples`)
+itself: every forward, log-probability and decoding step goes through `repro.core.inference`, so all scorers
+get their numbers the same way. The helpers at the end of this module (`scorer_options`, `require_target`, `training_examples`)
 are the checks the scorers share.
 """
 
