@@ -559,7 +559,7 @@ def register(subparsers) -> None:
     root_help = f"data root (default: ${ENV_ROOT}, else <project>/data)"
 
     fetch_parser = sub.add_parser("fetch", help="copy from a local mirror (sha256-verified) or download the originals")
-    fetch_parser.add_argument("--root", default=None, help=root_help)
+    fetch_parser.add_argument("--root", "--data-root", dest="root", default=None, help=root_help)
     fetch_parser.add_argument("--mirror", default=None,
                               help=f"a local directory laid out like {MIRROR_HINT} (default: ${ENV_MIRROR}); "
                                    "without one, the official URLs")
@@ -570,7 +570,7 @@ def register(subparsers) -> None:
     fetch_parser.set_defaults(func=_cmd_fetch)
 
     status_parser = sub.add_parser("status", help="list present, missing and partial files")
-    status_parser.add_argument("--root", default=None, help=root_help)
+    status_parser.add_argument("--root", "--data-root", dest="root", default=None, help=root_help)
     status_parser.add_argument("--verify", action="store_true", help="also check every file's sha256")
     status_parser.set_defaults(func=_cmd_status)
 

@@ -30,7 +30,8 @@ CHECKPOINT = "train_state.pt"
 
 @dataclass
 class TrainConfig:
-    """Optimisation settings. Presets in `repro.experiment.lama` / `repro.superglue` fill these from the paper."""
+    """Optimisation settings. The presets (`repro.experiment.lama`, `repro.experiment.superglue_config`) fill
+    these from the paper."""
 
     optimizer: str = field(default="adam", metadata={"help": "adam (LAMA code) or adamw (SuperGLUE code)"})
     lr_encoder: float = field(default=1e-5, metadata={"help": "learning rate of the prompt encoder"})
