@@ -2,8 +2,8 @@
 
 The run subcommands (`lama`, `superglue`) are built from their config dataclasses
 (`repro.experiment.config.RunConfig` and its subclasses): every field is a flag with the field's help and
-choices, the common fields and the run options (`RunOptions`: data root, results, runs, device, threads,
-quiet) come from one parent parser, and the training overrides from `TrainConfig`'s fields, so a flag has
+choices, the common fields from `RunConfig` and the run options from `repro.experiment.engine.Workspace` (data
+root, results, runs, device, threads, quiet), and the training overrides from `TrainConfig`'s fields, so a flag has
 the same name and meaning everywhere. Old spellings stay as aliases (`--seed`, `--root`, `--lr`).
 The other subcommands register themselves (`register(subparsers)` in the module that does the work).
 
@@ -161,7 +161,7 @@ def _train_arguments(parser: argparse.ArgumentParser) -> None:
 
 # --------------------------------------------------------------------------------------------- parsers
 def _add_run_command(sub, name: str, command: RunCommand) -> None:
-    from repro.experiment.config import RunOptions
+    from repro.experiment.engine import Workspace
 
     config_cls = _load(command.config)
     p = sub.add_parser(name, help=command.help, description=command.help)
@@ -170,22 +170,21 @@ def _add_run_command(sub, name: str, command: RunCommand) -> None:
         p.add_argument("--seed", dest="seeds", type=lambda t: [int(t)], default=argparse.SUPPRESS,
                        help="alias of --seeds with one seed")
     _train_arguments(p)
-    options = p.add_argument_group("run options")
-    option_converters = add_dataclass_arguments(options, RunOptions)
-    p.set_defaults(func=lambda args: _run(args, command, config_cls, converters, option_converters))
+    workspace = add_dataclass_arguments(p.add_argument_group("run options"), Workspace)
+    p.set_defaults(func=lambda args: _run(args, command, config_cls, converters, workspace))
 
 
 def _run(args: argparse.Namespace, command: RunCommand, config_cls: type, converters: dict,
-         option_converters: dict) -> int:
-    from repro.experiment.config import RunOptions
-
+         workspace: dict) -> int:
+    """Build the config and the workspace from the parsed flags, run the driver, print its results."""
     values = vars(args)
     given = {k: (v if isinstance(v, list) and k == "seeds" else converters[k](v))
              for k, v in values.items() if k in converters}
     config = config_cls(**given)
     config.train = replace(config.train, **_train_overrides(values, config))
-    options = RunOptions(**{k: values[k] for k in option_converters if k in values})
-    return _execute(config, options, command)
+    where = {k: values[k] for k in workspace if k in values}
+    print(_load(command.printer)(_load(command.driver)(config, **where)))
+    return 0
 
 
 def _train_overrides(values: dict[str, Any], config: Any) -> dict[str, Any]:
@@ -194,24 +193,6 @@ def _train_overrides(values: dict[str, Any], config: Any) -> dict[str, Any]:
         target = "lr_encoder" if config.method_entry.uses_encoder else "lr_backbone"
         overrides.setdefault(target, values["train_lr"])
     return overrides
-
-
-def _execute(config: Any, options: Any, command: RunCommand) -> int:
-    from pathlib import Path
-
-    import torch
-
-    from repro.results import PROJECT_ROOT
-
-    if options.threads < 0:
-        raise ConfigError(f"--threads must be 0 (default) or positive, got {options.threads}")
-    if options.threads:
-        torch.set_num_threads(options.threads)
-    outcome = _load(command.driver)(
-        config, root=options.data_root, results_root=Path(options.results or PROJECT_ROOT / "results"),
-        runs_root=Path(options.runs or PROJECT_ROOT / "runs"), device=options.device, quiet=options.quiet)
-    print(_load(command.printer)(outcome))
-    return 0
 
 
 class Parser(argparse.ArgumentParser):

@@ -308,9 +308,9 @@ def filter_facts(facts: Sequence[Fact], vocab: AllowedVocab) -> tuple[list[Fact]
 class Lama(Task):
     """One LAMA relation as a task: an example is a fact (`{sub}` -> its object word), the answer is the
     argmax over the allowed vocabulary at the target (answer kind `vocab`, `repro.scorers.vocab`), the
-    metric P@1. Patterns: `manual` the relation's prompt, `bare` the subject then the target (FT), `ptuning`
-    the paper's prompt-token template for this backbone kind (the driver passes it, see
-    `repro.experiment.lama.ptuning_template`)."""
+    metric P@1. Patterns: `manual` the relation's prompt, `bare` the subject then the target (FT). P-tuning's
+    template depends on the backbone kind and the run's choices (mask order, a user template), so the driver
+    builds it (`repro.experiment.lama.ptuning_template`)."""
 
     name = "lama"
     kind = "vocab"
@@ -319,19 +319,18 @@ class Lama(Task):
     in_paper_tables = False  # LAMA has its own tables (Table 2), not SuperGLUE columns
     in_avg = False
 
-    def __init__(self, relation: Optional[Relation] = None, vocab: Optional[AllowedVocab] = None,
-                 ptuning_pattern: str = "[P*3] {sub} [P*3] [MASK]") -> None:
+    def __init__(self, relation: Optional[Relation] = None, vocab: Optional[AllowedVocab] = None) -> None:
         self.relation = relation
         self.vocab = vocab
         self.manual_patterns = {"manual": relation.prompt} if relation is not None else {}
-        self.ptuning_patterns = {"paper": ptuning_pattern}
 
     def patterns(self, style: str) -> Mapping[str, str]:
         if style == "bare":
             return {"bare": "{sub} [MASK]"}
         return super().patterns(style)
 
-    def facts_as_examples(self, facts: Sequence[Fact], split: str) -> list[Example]:
+    @staticmethod
+    def facts_as_examples(facts: Sequence[Fact], split: str) -> list[Example]:
         return [Example(f"{relation_file(f.relation, split)}:{f.line}", {"sub": f.sub_label}, f.obj_label)
                 for f in facts]
 

@@ -115,18 +115,3 @@ class RunConfig:
     def method_choices(cls) -> tuple[str, ...]:
         return method_names(cls.BENCHMARK)
 
-
-@dataclass
-class RunOptions:
-    """Where a run reads and writes and how it runs; not part of what decides its numbers (not fingerprinted)."""
-
-    data_root: Optional[str] = field(default=None, metadata={
-        "help": "data root (default: $REPRO_DATA or ./data)", "aliases": ("--root",)})
-    results: str = field(default="", metadata={"help": "results root (default: the project's results/)"})
-    runs: str = field(default="", metadata={
-        "help": "finished units and checkpoints for resume (default: the project's runs/)"})
-    device: str = field(default="cpu", metadata={"help": "torch device, e.g. cpu, cuda, cuda:1"})
-    threads: int = field(default=0, metadata={
-        "help": "torch CPU threads (0: torch's default); on a machine shared with other jobs, 1 avoids threads "
-                "waiting on each other"})
-    quiet: bool = field(default=False, metadata={"help": "no progress bars"})

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import copy
 import json
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
@@ -24,6 +24,7 @@ from repro.core.model import PromptedLM
 from repro.core.template import Template
 from repro.core.training import TrainConfig, set_seed, train
 from repro.data import data_root
+from repro.errors import ConfigError
 from repro.experiment.config import RunConfig
 from repro.methods import Method
 from repro.ptuning import PromptEncoder, PromptEncoderConfig, paper_lstm_config
@@ -34,17 +35,32 @@ from tasks.base import Example, Task
 
 @dataclass
 class Workspace:
-    """Where a run reads its data and writes its results and resume state, on what device, how loudly.
-    The drivers take these as keyword arguments (`run_lama(config, root=..., results_root=..., ...)`)."""
+    """Where a run reads its data and writes its results and resume state, on what device and threads, how
+    loudly: not part of what decides its numbers' fingerprint. The drivers take these fields as keyword
+    arguments (`run_lama(config, root=..., results_root=..., ...)`); the CLI builds its run options from them."""
 
-    root: Optional[Path] = None  # data root (None: $REPRO_DATA or ./data)
-    results_root: Path = PROJECT_ROOT / "results"
-    runs_root: Path = PROJECT_ROOT / "runs"
-    device: str = "cpu"
-    quiet: bool = False
+    root: Optional[Path] = field(default=None, metadata={
+        "help": "data root (default: $REPRO_DATA or ./data)", "flag": "--data-root", "aliases": ("--root",)})
+    results_root: Path = field(default=PROJECT_ROOT / "results", metadata={
+        "help": "results root (default: the project's results/)", "flag": "--results"})
+    runs_root: Path = field(default=PROJECT_ROOT / "runs", metadata={
+        "help": "finished units and checkpoints for resume (default: the project's runs/)", "flag": "--runs"})
+    device: str = field(default="cpu", metadata={"help": "torch device, e.g. cpu, cuda, cuda:1"})
+    threads: int = field(default=0, metadata={
+        "help": "torch CPU threads (0: torch's default); on a machine shared with other jobs, 1 avoids threads "
+                "waiting on each other"})
+    quiet: bool = field(default=False, metadata={"help": "no progress bars"})
+
+    def __post_init__(self) -> None:
+        self.root = Path(self.root) if self.root is not None else None
+        self.results_root, self.runs_root = Path(self.results_root), Path(self.runs_root)
+        if self.threads < 0:
+            raise ConfigError(f"--threads must be 0 (default) or positive, got {self.threads}")
 
     def open(self, config: RunConfig, backbone: Optional[Backbone]) -> tuple[Path, Backbone, RunRecord]:
         """(data root, the backbone on the device, the provenance record of this command)."""
+        if self.threads:
+            torch.set_num_threads(self.threads)
         record = RunRecord(dtype=config.dtype, device=self.device)
         root = data_root(self.root)
         backbone = backbone or load_backbone(config.backbone)

@@ -27,8 +27,8 @@ from repro.core.training import TrainConfig
 from repro.errors import ConfigError
 from repro.experiment.config import RunConfig, fingerprint, resolve_limit
 from repro.experiment.engine import PristineLM, Workspace, build_scorer, fit, load_finished, subset
-from repro.methods import Method, Style, get_method
-from repro.results import RunRecord, write_result
+from repro.methods import Method, Style
+from repro.results import LAMA_RELATION_SCHEMA, LAMA_SUMMARY_SCHEMA, RunRecord, write_result
 from tasks import lama as lama_data
 from tasks.base import Example
 from tasks.lama import Lama
@@ -132,31 +132,35 @@ def ptuning_template(backbone: Backbone, config: LamaConfig) -> Template:
 
 
 def method_template(method: Method, relation: lama_data.Relation, backbone: Backbone, config: LamaConfig) -> Template:
-    if method.style is Style.MANUAL:
-        return Template.parse(relation.prompt)
-    if method.style is Style.BARE:
-        return Template.parse("{sub} [MASK]")
-    return ptuning_template(backbone, config)
+    """P-tuning's template from the run's choices; the other styles' from the task's declared patterns."""
+    if method.style is Style.PTUNING:
+        return ptuning_template(backbone, config)
+    return Lama(relation).template(method.style.value)
+
+
+def run_name(config: LamaConfig) -> str:
+    """The folder name of a run, under results/lama/<backbone>/ and runs/lama/<backbone>/."""
+    return f"{config.method}-{config.vocab}"
 
 
 def output_dir(results_root: Path, backbone_name: str, config: LamaConfig) -> Path:
-    return results_root / "lama" / backbone_name / f"{config.method}-{config.vocab}"
+    return results_root / "lama" / backbone_name / run_name(config)
 
 
 def run_lama(config: LamaConfig, *, backbone: Optional[Backbone] = None, **where: Any) -> dict[str, Any]:
     """Run every requested relation (skipping finished ones) and write the per-relation files and summary.
-    `where`: the `Workspace` fields (root, results_root, runs_root, device, quiet)."""
+    `where`: the `Workspace` fields (root, results_root, runs_root, device, threads, quiet)."""
     ws = Workspace(**where)
     root, backbone, record = ws.open(config, backbone)
     quiet = ws.quiet
     relations = lama_data.get_relations(root, config.relations)
-    method = get_method(config.method, "lama")
+    method = config.method_entry
     config.backbone_kind = "causal" if backbone.is_causal else "masked"
     pristine = PristineLM(backbone, method)
     vocab_key = config.vocab_key or lama_data.matching_vocab_key(root, config.vocab, backbone.tokenizer)
     vocab = lama_data.allowed_vocab(root, config.vocab, backbone.tokenizer, tokenizer_key=vocab_key, space_before=True)
-    out_dir = output_dir(Path(ws.results_root), backbone.name, config)
-    runs_dir = Path(ws.runs_root) / "lama" / backbone.name / f"{config.method}-{config.vocab}"
+    out_dir = output_dir(ws.results_root, backbone.name, config)
+    runs_dir = ws.runs_root / "lama" / backbone.name / run_name(config)
 
     per_relation: dict[str, dict[str, Any]] = {}
     for relation in tqdm(relations, desc=f"{config.method} {backbone.name}", disable=quiet, unit="rel"):
@@ -192,7 +196,7 @@ class RelationUnit:
     def examples(self, split: str) -> tuple[list[Example], int]:
         """(kept examples, dropped count): facts whose object is an allowed word."""
         kept, dropped = lama_data.filter_facts(lama_data.load_facts(self.root, self.relation, split), self.vocab)
-        return Lama().facts_as_examples(kept, split), len(dropped)
+        return Lama.facts_as_examples(kept, split), len(dropped)
 
     def run(self) -> tuple[dict[str, Any], float]:
         """(the relation's result, seconds it took)."""
@@ -202,7 +206,7 @@ class RelationUnit:
         task = Lama(relation, self.vocab)
         test, test_dropped = self.examples("test")
         result: dict[str, Any] = {
-            "schema": "repro.lama.relation/1",
+            "schema": LAMA_RELATION_SCHEMA,
             "config": config.to_dict(),
             "config_fingerprint": config.fingerprint(),
             "backbone_name": backbone.name,
@@ -223,16 +227,15 @@ class RelationUnit:
                 return result, time.perf_counter() - started
         scorer = build_scorer(task, self.method, backbone, template, self.method.style.value, config, config.seed,
                               max_length=None, quiet=self.quiet)
-        if self.method.trains:
-            result["training"] = self.train(scorer, task)
+        training = self.train(scorer, task) if self.method.trains else None
         predicted = scorer.predict(test, desc=f"{relation.id} test")
         gold = task.gold_ids(test)
         result.update(p_at_1=task.score(test, predicted)["p_at_1"] if gold else None,
                       correct=sum(int(p == g) for p, g in zip(predicted, gold)))
         if not gold:
             result["skipped"] = "no test fact has an object in the allowed vocabulary"
-        if "training" in result:  # after the test numbers, as the result files always had it
-            result["training"] = result.pop("training")
+        if training is not None:
+            result["training"] = training
         return result, time.perf_counter() - started
 
     def train(self, scorer, task: Lama) -> dict[str, Any]:
@@ -267,7 +270,7 @@ def _summary(per_relation: dict[str, dict[str, Any]], config: LamaConfig, backbo
     if skipped:
         notes.append(f"not evaluated: {', '.join(f'{k} ({v})' for k, v in skipped.items())}")
     return record.stamp({
-        "schema": "repro.lama.summary/1",
+        "schema": LAMA_SUMMARY_SCHEMA,
         "config": config.to_dict(),
         "backbone_name": backbone.name,
         "backbone_source": backbone.source,

@@ -37,14 +37,12 @@ from repro.data import data_root, partial_status, require
 from repro.errors import ConfigError
 from repro.experiment.engine import PristineLM, Workspace, build_scorer, evaluate, fit, load_finished, subset
 from repro.experiment.superglue_config import SuperGLUEConfig
-from repro.methods import Method, get_method
+from repro.methods import Method
 from repro.metrics import mean_std
-from repro.results import write_result
+from repro.results import SUPERGLUE_SCHEMA, SUPERGLUE_SEED_SCHEMA, write_result
 from tasks.base import Example, Task, slots_after_target
 from tasks.registry import get_task
 
-SCHEMA = "repro.superglue/1"
-SEED_SCHEMA = "repro.superglue.seed/1"
 SUBSET_SEED = 0  # evaluation subsets are the same for every seed, method and backbone
 
 
@@ -188,7 +186,7 @@ class Engine:
 
     def seed_result(self, variant: str, seed: int) -> dict[str, Any]:
         path = self.seed_path(variant, seed)
-        done = load_finished(path, "fingerprint", self.fingerprint, SEED_SCHEMA)
+        done = load_finished(path, "fingerprint", self.fingerprint, SUPERGLUE_SEED_SCHEMA)
         if done is not None:
             return done
         result = self._compute(variant, seed)
@@ -218,7 +216,7 @@ class Engine:
                            desc=f"{task.name} {variant} seed {seed}", quiet=self.quiet)
         metrics = {ev.task.name: evaluate(scorer, ev.task, ev.examples, f"{ev.task.name} eval") for ev in self.data.evals}
         return {
-            "schema": SEED_SCHEMA, "fingerprint": self.fingerprint, "seed": seed, "pattern": variant,
+            "schema": SUPERGLUE_SEED_SCHEMA, "fingerprint": self.fingerprint, "seed": seed, "pattern": variant,
             "template": str(template), "metrics": metrics, "training": training, "scoring": scorer.describe(),
             "wall_time_s": round(time.perf_counter() - started, 2),
         }
@@ -227,10 +225,10 @@ class Engine:
 def run_superglue(config: SuperGLUEConfig, *, backbone: Optional[Backbone] = None,
                   **where: Any) -> dict[str, dict[str, Any]]:
     """Run (or resume) every seed and write one result per evaluated task; returns them by task name.
-    `where`: the `Workspace` fields (root, results_root, runs_root, device, quiet)."""
+    `where`: the `Workspace` fields (root, results_root, runs_root, device, threads, quiet)."""
     ws = Workspace(**where)
     quiet = ws.quiet
-    method = get_method(config.method, "superglue")
+    method = config.method_entry
     train_task = get_task(config.train_task)
     eval_tasks = [train_task] + [get_task(n) for n in train_task.diagnostics]
     data = load_data(config, train_task, eval_tasks, data_root(ws.root))  # before the backbone: fails fast
@@ -239,7 +237,7 @@ def run_superglue(config: SuperGLUEConfig, *, backbone: Optional[Backbone] = Non
     run = RunPlan(config, train_task, eval_tasks, method, backbone, seeds)
     if config.pattern is not None:
         check_pattern(run, config.pattern)
-    runs_dir = (Path(ws.runs_root) / "superglue" / config.setting / backbone.name / method.name / train_task.name
+    runs_dir = (ws.runs_root / "superglue" / config.setting / backbone.name / method.name / train_task.name
                 / config.fingerprint())
     engine = Engine(run, data, runs_dir, quiet)
 
@@ -259,7 +257,7 @@ def run_superglue(config: SuperGLUEConfig, *, backbone: Optional[Backbone] = Non
     results = {}
     for ev in data.evals:
         payload = result_payload(run, data, ev, variant, per_seed, search)
-        path = Path(ws.results_root) / "superglue" / config.setting / backbone.name / method.name / f"{ev.task.name}.json"
+        path = ws.results_root / "superglue" / config.setting / backbone.name / method.name / f"{ev.task.name}.json"
         results[ev.task.name] = record.stamp(payload)
         write_result(path, results[ev.task.name])
     return results
@@ -303,7 +301,7 @@ def result_payload(run: RunPlan, data: RunData, ev: EvalSet, variant: str, per_s
     cfg.update(task=task.name, backbone_kind="causal" if backbone.is_causal else "masked",
                seeds=list(per_seed), pattern=variant, template=first["template"])
     payload: dict[str, Any] = {
-        "schema": SCHEMA,
+        "schema": SUPERGLUE_SCHEMA,
         "config": cfg,
         "backbone_name": backbone.name,
         "backbone_source": backbone.source,

@@ -332,7 +332,8 @@ def _paper_value(spec: TableSpec, paper: PaperTables, row: Row, column: Column) 
 
 
 def _ours_avg(slots: dict[Column, tuple[OursValue, Result]]) -> Optional[OursValue]:
-    parts = {(c.task, c.metric): v for c, (v, _) in slots.items() if c.task in avg_tasks()}
+    in_avg = avg_tasks()
+    parts = {(c.task, c.metric): v for c, (v, _) in slots.items() if c.task in in_avg}
     if not parts:
         return None
     avg = superglue_average({k: v.value for k, v in parts.items()})

@@ -65,6 +65,7 @@ BACKBONE_FAMILY: dict[str, str] = {
     "gemma3-270m": "causal",
 }
 
+
 def task_display_name(task: str) -> str:
     """The paper's column name of one of our SuperGLUE tasks (`cb` -> `CB`), from its declaration.
 
