@@ -106,7 +106,15 @@ def build_optimizer(groups: dict[str, list[torch.nn.Parameter]], named: dict[str
     if not param_groups:
         raise ConfigError("nothing to train: the method trains neither a prompt encoder nor the LM")
     cls = torch.optim.Adam if config.optimizer == "adam" else torch.optim.AdamW
-    return cls(param_groups, eps=config.adam_eps)
+    return cls(param_groups, eps=config.adam_eps, fused=_fusable(param_groups))
+
+
+def _fusable(param_groups: list[dict[str, Any]]) -> bool:
+    """Use the fused Adam kernel where torch has one (CPU and CUDA floating tensors): the same update (tested
+    equal to 1e-7), but one pass over the parameters instead of a Python loop of small ops per tensor. On CPU the
+    default per-tensor loop took a fifth of a SuperGLUE P-tuning step on a 135M LM (the LM is trained there)."""
+    params = [p for group in param_groups for p in group["params"]]
+    return all(p.device.type in ("cpu", "cuda") and p.is_floating_point() for p in params)
 
 
 def _is_no_decay(name: str, param: torch.nn.Parameter) -> bool:
