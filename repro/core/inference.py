@@ -33,10 +33,34 @@ from repro.errors import ConfigError
 
 
 # ------------------------------------------------------------------------------------------------ batching
-def length_batches(rendered: Sequence[Rendered], batch_size: int) -> list[list[int]]:
-    """Indices grouped into batches of similar length (stable: ties keep input order)."""
+def length_batches(rendered: Sequence[Rendered], batch_size: int,
+                   max_tokens: Optional[int] = None) -> list[list[int]]:
+    """Indices grouped into batches of similar length (stable: ties keep input order).
+
+    At most `batch_size` rows per batch. With a `max_tokens` budget (rows x padded length), a batch also stops
+    where the budget is reached and, once it holds half the budget, where the length changes: lengths common
+    enough to fill half a budget get batches of exactly one length (no padding, hence no attention mask; see
+    `PromptedLM.target_hidden`), rare lengths share padded batches with their neighbours.
+    """
     order = sorted(range(len(rendered)), key=lambda i: len(rendered[i].input_ids))
-    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    if max_tokens is None:
+        return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    if max_tokens < 1 or batch_size < 1:
+        raise ConfigError(f"batch_size and max_tokens must be positive, got {batch_size} and {max_tokens}")
+    batches: list[list[int]] = []
+    current: list[int] = []
+    current_length = 0
+    for i in order:
+        n = len(rendered[i].input_ids)
+        full = len(current) >= batch_size or (len(current) + 1) * n > max_tokens
+        if current and (full or (n != current_length and len(current) * current_length >= max_tokens // 2)):
+            batches.append(current)
+            current = []
+        current.append(i)
+        current_length = n
+    if current:
+        batches.append(current)
+    return batches
 
 
 def collate_for(model: PromptedLM | ClassifierLM, rendered: Sequence[Rendered]) -> Batch:
@@ -45,9 +69,10 @@ def collate_for(model: PromptedLM | ClassifierLM, rendered: Sequence[Rendered]) 
 
 
 def _progress_batches(model: PromptedLM | ClassifierLM, rendered: Sequence[Rendered], batch_size: int, desc: str,
-                      quiet: bool) -> Iterator[tuple[list[int], Batch]]:
+                      quiet: bool, max_tokens: Optional[int] = None) -> Iterator[tuple[list[int], Batch]]:
     """(indices, batch) over length batches of `rendered`, with a progress bar of batches."""
-    for idx in tqdm(length_batches(rendered, batch_size), desc=desc, disable=quiet, leave=False, unit="batch"):
+    batches = length_batches(rendered, batch_size, max_tokens)
+    for idx in tqdm(batches, desc=desc, disable=quiet, leave=False, unit="batch"):
         yield idx, collate_for(model, [rendered[i] for i in idx])
 
 
@@ -67,28 +92,37 @@ def _row_log_probs(log_probs: torch.Tensor, row: int, target_ids: Sequence[int])
 
 
 # ------------------------------------------------------------------------------------------------ argmax
-@torch.no_grad()
+@torch.inference_mode()
 def _argmax_rows(model: PromptedLM | ClassifierLM, rendered: Sequence[Rendered],
-                 scores: Callable[[Batch], torch.Tensor], batch_size: int, desc: str, quiet: bool) -> torch.Tensor:
+                 scores: Callable[[Batch], torch.Tensor], batch_size: int, desc: str, quiet: bool,
+                 max_tokens: Optional[int] = None) -> torch.Tensor:
     """Per example, the argmax of `scores(batch)` `(B, K)`, in input order."""
     model.eval()
     best = torch.empty(len(rendered), dtype=torch.long)
-    for idx, batch in _progress_batches(model, rendered, batch_size, desc, quiet):
+    for idx, batch in _progress_batches(model, rendered, batch_size, desc, quiet, max_tokens):
         best[idx] = scores(batch).argmax(dim=-1).cpu()
     return best
 
 
+#: Default token budget of an evaluation batch (rows x padded length). Measured on smollm2-135m in bf16
+#: (benchmarks/lama_speed.py, Intel Xeon with AMX, 2 threads): the forward's rate rises up to ~4-5k tokens per
+#: batch and falls beyond (the activations outgrow the core caches).
+EVAL_TOKENS = 4096
+
+
 def argmax_candidates(model: PromptedLM, rendered: Sequence[Rendered], candidate_ids: torch.Tensor, *,
-                      batch_size: int = 64, desc: str = "eval", quiet: bool = False) -> torch.Tensor:
-    """For each example, the index (into `candidate_ids`) of the best candidate at its first target position."""
+                      batch_size: int = 64, desc: str = "eval", quiet: bool = False,
+                      max_tokens: Optional[int] = EVAL_TOKENS) -> torch.Tensor:
+    """For each example, the index (into `candidate_ids`) of the best candidate at its first target position.
+    Batches hold at most `batch_size` rows and `max_tokens` tokens (None: rows only); see `length_batches`."""
     return _argmax_rows(model, rendered, lambda batch: model.candidate_logits(batch, candidate_ids)[:, 0, :],
-                        batch_size, desc, quiet)
+                        batch_size, desc, quiet, max_tokens)
 
 
 def argmax_classes(model: ClassifierLM, rendered: Sequence[Rendered], *, batch_size: int = 64, desc: str = "eval",
-                   quiet: bool = False) -> torch.Tensor:
+                   quiet: bool = False, max_tokens: Optional[int] = EVAL_TOKENS) -> torch.Tensor:
     """For each example, the index of the classifier head's best label (CLS-FT)."""
-    return _argmax_rows(model, rendered, model.logits, batch_size, desc, quiet)
+    return _argmax_rows(model, rendered, model.logits, batch_size, desc, quiet, max_tokens)
 
 
 def classifier_logits(model: ClassifierLM, rendered: Sequence[Rendered]) -> torch.Tensor:

@@ -86,7 +86,10 @@ class PromptedLM(nn.Module):
         """Last hidden states at the target positions, `(B, T, H)`."""
         batch = batch.to(self.device)
         with self.precision():
-            kwargs = {"inputs_embeds": self.inputs_embeds(batch), "attention_mask": batch.attention_mask}
+            # A batch without padding needs no mask: the model then builds none (and its attention can take
+            # the plain causal / full path instead of a masked one).
+            mask = None if _unpadded(batch) else batch.attention_mask
+            kwargs = {"inputs_embeds": self.inputs_embeds(batch), "attention_mask": mask}
             if self.backbone.uses_token_types:
                 kwargs["token_type_ids"] = batch.token_type_ids
             if self.backbone.is_causal:
@@ -140,8 +143,9 @@ class PromptedLM(nn.Module):
         key = (candidate_ids.data_ptr(), candidate_ids.numel(), head.weight.data_ptr(), head.weight._version)
         if key not in self._candidate_cache:
             self._candidate_cache.clear()
-            weight = head.weight.detach()[candidate_ids]
-            bias = head.bias.detach()[candidate_ids] if head.bias is not None else None
+            with torch.inference_mode(False):  # a plain tensor even when built under inference mode
+                weight = head.weight.detach()[candidate_ids]
+                bias = head.bias.detach()[candidate_ids] if head.bias is not None else None
             self._candidate_cache[key] = (weight, bias)
         return self._candidate_cache[key]
 
@@ -150,6 +154,11 @@ class PromptedLM(nn.Module):
         if self._autocast:
             return torch.autocast(device_type=self.lm.device.type, dtype=self.compute_dtype)
         return contextlib.nullcontext()
+
+
+def _unpadded(batch: Batch) -> bool:
+    """True when every row is as long as the batch (no padding position)."""
+    return bool(batch.attention_mask.all())
 
 
 def _softcap_value(config) -> Optional[float]:

@@ -46,20 +46,20 @@ class Preset:
     dtype: str
     max_train: Optional[int]  # facts per relation used for training (None: all)
     max_dev: Optional[int]  # facts per relation used for model selection (None: all)
-    eval_batch_size: int
+    eval_batch_size: int  # rows per evaluation batch, at most (batches also stop at inference.EVAL_TOKENS tokens)
 
 
 PRESETS: dict[str, Preset] = {
     "paper": Preset(
         TrainConfig(optimizer="adam", lr_encoder=1e-5, lr_backbone=1e-5, weight_decay=5e-4, schedule="exponential",
                     gamma=0.98, batch_size=8, max_epochs=100, patience=20, seed=34),
-        dtype="float32", max_train=None, max_dev=None, eval_batch_size=64,
+        dtype="float32", max_train=None, max_dev=None, eval_batch_size=512,
     ),
     "cpu": Preset(
         TrainConfig(optimizer="adam", lr_encoder=1e-3, lr_backbone=1e-5, weight_decay=5e-4, schedule="linear",
                     warmup_ratio=0.25, batch_size=16, max_epochs=100, max_steps=32, eval_every_steps=16,
                     patience=None, seed=34),
-        dtype="bfloat16", max_train=None, max_dev=64, eval_batch_size=64,
+        dtype="bfloat16", max_train=None, max_dev=64, eval_batch_size=512,
     ),
 }
 
