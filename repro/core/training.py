@@ -234,7 +234,7 @@ def train(
             state.batch_in_epoch += 1
             state.last_loss = float(loss.detach())
             bar.update(1)
-            bar.set_postfix(loss=f"{state.last_loss:.3f}", best=f"{state.best_score:.2f}")
+            bar.set_postfix(loss=f"{state.last_loss:.3f}", best="/".join(f"{b:.2f}" for b in _components(state.best_score)))
             end_of_epoch = state.batch_in_epoch == len(batches)
             due = (config.eval_every_steps and state.step % config.eval_every_steps == 0) or (
                 not config.eval_every_steps and end_of_epoch
