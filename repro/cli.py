@@ -80,7 +80,7 @@ def parse_options(items: Sequence[str]) -> dict[str, str]:
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
-            raise ConfigError(f"--scorer-option takes KEY=VALUE, got {item!r}")
+            raise ConfigError(f"--scorer-option and --fidelity-item take KEY=VALUE, got {item!r}")
         options[key.strip()] = value.strip()
     return options
 

@@ -84,6 +84,10 @@ class Task:
     verbalizer: Mapping[Any, str] = {}  # classification: label key -> word
     manual_patterns: Mapping[str, str] = {}  # name -> template; the first is the default
     ptuning_patterns: Mapping[str, str] = {}  # name -> template; the first is the paper's few-shot pattern
+    # The authors' searched patterns for the supervised setting (THUDM/P-tuning PT-Fewshot/data_utils/task_pvps.py,
+    # commit df0c180: the "searched patterns in fully-supervised" comments of each PVP, where "the" marks a
+    # prompt token), named s1, s2, ...: what fidelity item pattern_search=positions searches.
+    searched_patterns: Mapping[str, str] = {}
     classifier_pattern: str = ""  # CLS-FT input, no [MASK]
     trained_on: Optional[str] = None  # diagnostics: the task whose model evaluates them (RTE)
     diagnostics: tuple[str, ...] = ()  # tasks evaluated with this task's model (RTE: axb, axg)
@@ -139,7 +143,9 @@ class Task:
             raise ConfigError(f"unknown pattern style {style!r}; valid: {', '.join(STYLES)}")
         if style == "classifier":
             return {"classifier": self.classifier_pattern} if self.classifier_pattern else {}
-        return self.manual_patterns if style == "manual" else self.ptuning_patterns
+        if style == "manual":
+            return self.manual_patterns
+        return {**self.ptuning_patterns, **self.searched_patterns}
 
     def pattern(self, style: str, variant: Optional[str] = None) -> str:
         """The template string of a style's variant (None: the style's default, its first variant)."""

@@ -30,6 +30,11 @@ class BoolQ(ClassificationTask):
     verbalizer = {False: "No", True: "Yes"}
     manual_patterns = {"pet": "{passage:shorten} . Question: {question:shorten} ? Answer: [MASK] ."}
     ptuning_patterns = {"paper": PAPER, **prompt_length_variants(PAPER)}
+    searched_patterns = {  # BoolQPVP
+        "s1": "{passage:shorten} . [P] Question: {question:shorten} ? [P] Answer: [MASK]",
+        "s2": "{passage:shorten} . [P] {question:shorten} ? [P] [MASK]",
+        "s3": "{passage:shorten} [P] {question:shorten} ? [P] [MASK]",
+    }
     classifier_pattern = "{question:shorten} [SEP] {passage:shorten}"
 
     def example(self, row: dict[str, Any], uid: str) -> list[Example]:

@@ -34,6 +34,13 @@ class Cb(Rte):
         "anchors": "{premise:shorten} [SEP] {hypothesis} ? answer: [MASK]",
     }
     ptuning_patterns = {"paper": PAPER, **prompt_length_variants(PAPER)}
+    searched_patterns = {  # CbPVP ("the the": two prompt tokens)
+        "s1": "{premise:shorten} question: {hypothesis:shorten} true, false or neither? answer: [P] [MASK]",
+        "s2": PAPER,
+        "s3": "{premise:shorten} [P] {hypothesis:shorten} ? Answer: [MASK]",
+        "s4": "{premise:shorten} [P*2] question: {hypothesis:shorten} ? [P*2] answer: [MASK]",
+        "s5": "{premise:shorten} [SEP] {hypothesis:shorten} ? [P] [MASK]",
+    }
     diagnostics = ()
 
     def score(self, examples: Sequence[Example], predictions: Sequence[Any]) -> dict[str, float]:

@@ -43,6 +43,12 @@ class Copa(Task):
     labels = (0, 1)
     manual_patterns = {"pet": '"{choice1}" or "{choice2}"? {premise:shorten}{pet_connective} [MASK].'}
     ptuning_patterns = {"paper": PAPER, **prompt_length_variants(PAPER)}
+    searched_patterns = {  # CopaPVP (the fourth comment has a stray comma; read as premise, joiner, the, mask)
+        "s1": "{choice1} or {choice2} ? [P] {premise:shorten} {connective} [P] [MASK]",
+        "s2": "{choice1} or {choice2} ? {premise:shorten} {connective} [P] [MASK]",
+        "s3": '"{choice1}" or "{choice2}"? [P] {premise:shorten} [P] {connective} [MASK]',
+        "s4": '"{choice1}" or "{choice2}"? {premise:shorten} {connective} [P] [MASK]',
+    }
     notes = (
         "choices lower-cased at the first letter and stripped of final punctuation, premise stripped of final "
         "punctuation (PET); training adds PET's mirrored copies (choices swapped, label flipped)",

@@ -35,6 +35,10 @@ class MultiRc(ClassificationTask):
     verbalizer = {0: "No", 1: "Yes"}
     manual_patterns = {"pet": "{passage:shorten} . Question: {question} ? Is it {answer} ? [MASK] ."}
     ptuning_patterns = {"paper": PAPER, **prompt_length_variants(PAPER)}
+    searched_patterns = {  # MultiRcPVP
+        "s1": "{passage:shorten} Question: {question} ? Is it {answer} ? [P] [MASK]",
+        "s2": "{passage:shorten} Question: {question} ? [P] {answer} ? [P] [MASK]",
+    }
     classifier_pattern = "{passage:shorten} [SEP] {question} {answer}"
 
     def example(self, row: dict[str, Any], uid: str) -> list[Example]:

@@ -31,6 +31,11 @@ class Rte(ClassificationTask):
         "anchors": "{premise:shorten} Question: {hypothesis_bare:shorten} ? Answer: [MASK] .",
     }
     ptuning_patterns = {"paper": PAPER, **prompt_length_variants(PAPER)}
+    searched_patterns = {  # RtePVP
+        "s1": "{premise:shorten} [SEP] {hypothesis_bare:shorten} ? [P] [MASK]",
+        "s2": "{premise:shorten} [SEP] {hypothesis_bare:shorten} ? [P] answer: [MASK]",
+        "s3": "{premise:shorten} Question: {hypothesis_bare:shorten} ? [P] [MASK]",
+    }
     classifier_pattern = "{premise:shorten} [SEP] {hypothesis:shorten}"
     diagnostics = ("axb", "axg")
 

@@ -27,6 +27,11 @@ class Wic(ClassificationTask):
     verbalizer = {False: "No", True: "Yes"}
     manual_patterns = {"pet": '"{sentence1:shorten}" / "{sentence2:shorten}" Similar sense of "{word}"? [MASK] .'}
     ptuning_patterns = {"paper": PAPER, **prompt_length_variants(PAPER)}
+    searched_patterns = {  # WicPVP (its word marker is "*" + word + " *")
+        "s1": "{sentence1:shorten} [SEP] {sentence2:shorten} [P] *{word} * ? [MASK]",
+        "s2": "{sentence1:shorten} [SEP] {sentence2:shorten} [P] *{word} * ? [P] [MASK]",
+        "s3": "{sentence1:shorten} [P] {sentence2:shorten} [P] *{word} * ? [P] [MASK]",
+    }
     classifier_pattern = "{word} : {sentence1:shorten} [SEP] {sentence2:shorten}"
 
     def example(self, row: dict[str, Any], uid: str) -> list[Example]:

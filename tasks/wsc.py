@@ -73,6 +73,12 @@ class Wsc(Task):
     labels = (False, True)
     manual_patterns = {"pet": "{text:shorten} The pronoun '*{pronoun}*' refers to [MASK]."}
     ptuning_patterns = {"paper": PAPER, **prompt_length_variants(PAPER)}
+    searched_patterns = {  # WscPVP
+        "s1": "{text:shorten} [P] '*{pronoun}*' [P] [MASK]",
+        "s2": "{text:shorten} [P] pronoun '*{pronoun}*' refers to [MASK]",
+        "s3": "{text:shorten} [P] pronoun '*{pronoun}*' [P] [MASK]",
+        "s4": "{text:shorten} [P] pronoun '*{pronoun}*' refers to [P] [MASK]",
+    }
     notes = (
         "data: SuperGLUE WSC as shipped (superglue/WSC, fewglue/WSC), not wsc.fixed",
         "pronoun marked *like this* in the text, its index repaired as PET does; training on the positive "

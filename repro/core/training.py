@@ -16,7 +16,7 @@ import math
 import random
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -26,6 +26,32 @@ from repro.atomic import atomic_write
 from repro.errors import ConfigError
 
 CHECKPOINT = "train_state.pt"
+TIE_BREAKS = ("first", "last")
+Score = Union[float, tuple[float, ...]]
+
+
+def is_improvement(score: Score, best: Optional[Score], rule: str) -> bool:
+    """Whether a dev check's `score` replaces the `best` kept so far (None: nothing kept yet).
+
+    `first`: only a strictly better score (`>`), so of tied checks the earliest is kept (the suite's default).
+    `last`: a score at least as good (`>=`), so of tied checks the latest is kept (THUDM/P-tuning
+    `LAMA/cli.py` Trainer.train and `PT-Fewshot/pet/wrapper.py` TransformerModelWrapper.train). A tuple score
+    (the authors' CB/MultiRC rule: accuracy and F1) must hold the comparison in every component; under
+    `first` it must also be strictly better in one.
+    """
+    if rule not in TIE_BREAKS:
+        raise ConfigError(f"unknown tie_break {rule!r}; valid: {', '.join(TIE_BREAKS)}")
+    if best is None:
+        return True
+    new, old = _components(score), _components(best)
+    at_least = all(n >= o for n, o in zip(new, old))
+    if rule == "last":
+        return at_least
+    return at_least and any(n > o for n, o in zip(new, old))
+
+
+def _components(score: Score) -> tuple[float, ...]:
+    return tuple(float(s) for s in score) if isinstance(score, (tuple, list)) else (float(score),)
 
 
 @dataclass
@@ -51,6 +77,13 @@ class TrainConfig:
     patience: Optional[int] = field(default=None, metadata={"help": "stop after N evaluations without dev gain"})
     max_grad_norm: Optional[float] = field(default=None, metadata={"help": "gradient clipping (None: off)"})
     seed: int = field(default=34, metadata={"help": "seed of data order, dropout and initialisation"})
+    tie_break: str = field(default="first", metadata={
+        "help": "a dev score equal to the best: first (keep the earlier state, `>`) | last (take the later, `>=`)"})
+    tie_patience: str = field(default="count", metadata={
+        "help": "a tie taken under tie_break=last: count (a check without gain) | reset (patience starts over)"})
+    drop_last: bool = field(default=False, metadata={"help": "drop each epoch's last incomplete batch"})
+    reseed: bool = field(default=True, metadata={
+        "help": "seed python/numpy/torch with `seed` before training (False: continue the caller's RNG stream)"})
 
     def __post_init__(self) -> None:
         if self.optimizer not in ("adam", "adamw"):
@@ -61,6 +94,10 @@ class TrainConfig:
             raise ConfigError("set max_epochs or max_steps")
         if self.batch_size <= 0:
             raise ConfigError(f"batch_size must be positive, got {self.batch_size}")
+        if self.tie_break not in TIE_BREAKS:
+            raise ConfigError(f"unknown tie_break {self.tie_break!r}; valid: {', '.join(TIE_BREAKS)}")
+        if self.tie_patience not in ("count", "reset"):
+            raise ConfigError(f"unknown tie_patience {self.tie_patience!r}; valid: count, reset")
 
     def fingerprint(self) -> str:
         return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:16]
@@ -83,6 +120,17 @@ def set_seed(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % (2**32))
     torch.manual_seed(seed)
+
+
+def rng_state() -> dict[str, Any]:
+    """The python, numpy and torch RNG states (to continue one stream across units, see `set_rng_state`)."""
+    return {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    np.random.set_state(state["numpy"])
+    random.setstate(state["python"])
 
 
 def build_optimizer(groups: dict[str, list[torch.nn.Parameter]], named: dict[str, torch.nn.Parameter],
@@ -152,6 +200,8 @@ def train(
     if not items:
         raise ConfigError(f"{desc}: no training examples")
     steps_per_epoch = math.ceil(len(items) / config.batch_size)
+    if config.drop_last and len(items) > config.batch_size:
+        steps_per_epoch = len(items) // config.batch_size
     total_steps = config.max_steps or steps_per_epoch * config.max_epochs
     if config.max_epochs is not None:
         total_steps = min(total_steps, steps_per_epoch * config.max_epochs)
@@ -166,12 +216,18 @@ def train(
         state = _restore(ckpt, model, optimizer, scheduler, config)
     resumed_from = state.step
     if state.step == 0:
-        set_seed(config.seed)
+        if config.reseed:
+            set_seed(config.seed)
+            state.order_seed = config.seed
+        else:  # the data order continues the caller's stream (PET's RandomSampler draws from torch's RNG)
+            state.order_seed = int(torch.randint(0, 2**31 - 1, ()))
 
     bar = tqdm(total=total_steps, initial=state.step, desc=desc, disable=quiet, leave=False, unit="step")
     while state.step < total_steps and not state.stopped_early:
-        order = torch.randperm(len(items), generator=torch.Generator().manual_seed(config.seed * 1000 + state.epoch))
+        order = torch.randperm(len(items), generator=torch.Generator().manual_seed(state.order_seed * 1000 + state.epoch))
         batches = [order[i : i + config.batch_size].tolist() for i in range(0, len(items), config.batch_size)]
+        if config.drop_last and len(batches) > 1 and len(batches[-1]) < config.batch_size:
+            batches.pop()  # LAMA/cli.py: DataLoader(..., drop_last=True)
         while state.batch_in_epoch < len(batches) and state.step < total_steps:
             model.train()
             optimizer.zero_grad(set_to_none=True)
@@ -186,7 +242,7 @@ def train(
             state.batch_in_epoch += 1
             state.last_loss = float(loss.detach())
             bar.update(1)
-            bar.set_postfix(loss=f"{state.last_loss:.3f}", best=f"{state.best_score:.2f}")
+            bar.set_postfix(loss=f"{state.last_loss:.3f}", best="/".join(f"{b:.2f}" for b in _components(state.best_score)))
             end_of_epoch = state.batch_in_epoch == len(batches)
             due = (config.eval_every_steps and state.step % config.eval_every_steps == 0) or (
                 not config.eval_every_steps and end_of_epoch
@@ -217,7 +273,7 @@ class _LoopState:
     step: int = 0
     epoch: int = 0
     batch_in_epoch: int = 0
-    best_score: float = -math.inf
+    best_score: Any = -math.inf
     best_step: int = 0
     best_epoch: int = 0
     evals_without_gain: int = 0
@@ -225,17 +281,26 @@ class _LoopState:
     last_loss: float = math.nan
     history: list = field(default_factory=list)
     best_state: Optional[dict] = None
+    order_seed: int = 0
 
 
 def _evaluate_point(state: _LoopState, model, evaluate, config: TrainConfig) -> None:
     model.eval()
     with torch.no_grad():
-        score = float(evaluate())
+        raw = evaluate()
+    score = tuple(float(s) for s in raw) if isinstance(raw, (tuple, list)) else float(raw)
     state.history.append({"step": state.step, "epoch": state.epoch, "dev": score, "loss": state.last_loss})
-    if score > state.best_score:
+    best = None if state.best_state is None else state.best_score
+    kept = is_improvement(score, best, config.tie_break)
+    if kept:
         state.best_score, state.best_step, state.best_epoch = score, state.step, state.epoch
-        state.evals_without_gain = 0
         state.best_state = _trainable_state(model)
+    # A gain resets patience: a kept check under `first`; under `last` only a strictly better one in every
+    # component (PT-Fewshot counts a kept tie as a check without gain), unless tie_patience says reset (LAMA/cli.py).
+    gain = kept and (config.tie_break == "first" or best is None
+                     or all(n > o for n, o in zip(_components(score), _components(best))))
+    if gain or (kept and config.tie_patience == "reset"):
+        state.evals_without_gain = 0
     else:
         state.evals_without_gain += 1
         if config.patience is not None and state.evals_without_gain >= config.patience:

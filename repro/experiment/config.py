@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, ClassVar, Mapping, Optional
 
+from repro import fidelity as fid
 from repro.core.training import TrainConfig
 from repro.errors import ConfigError
 from repro.methods import Method, get_method, method_names
@@ -64,6 +65,13 @@ class RunConfig:
     max_dev: Optional[int] = field(default=FROM_PRESET, metadata={
         "help": "model-selection examples per unit, a seeded subset (-1: the preset's; None/0: all)"})
     train: Optional[TrainConfig] = field(default=None, metadata={"help": "training settings (None: the preset's)"})
+    fidelity: str = field(default="", metadata={
+        "help": "whose behaviour each known difference follows: suite | paper (the paper's text, the authors' code "
+                "where it is silent) | authors (their code); empty: the preset's (paper -> paper, cpu -> suite). "
+                "REPRODUCING.md, Differences", "choices": ("",) + fid.LEVELS})
+    fidelity_items: dict[str, str] = field(default_factory=dict, metadata={
+        "help": "override one fidelity item, ITEM=VALUE, repeatable, e.g. tie_break=last (see repro/fidelity.py)",
+        "flag": "--fidelity-item"})
 
     def __post_init__(self) -> None:
         get_method(self.method, self.BENCHMARK)
@@ -78,7 +86,12 @@ class RunConfig:
             raise ConfigError("encoder_hidden and eval_batch_size must be 0 (default) or positive")
         if isinstance(self.train, dict):
             self.train = TrainConfig(**self.train)
+        self.fidelity = self.fidelity or fid.default_level(self.preset)
+        self.fidelity_items = fid.parse_items(self.fidelity_items)
+        self.choices = fid.resolve(self.fidelity, self.BENCHMARK, self.fidelity_items)
         self.apply_preset(self.PRESETS[self.preset])
+        self.train = replace(self.train, tie_break=self.choices.tie_break, tie_patience=self.choices.tie_patience,
+                             drop_last=self.choices.drop_last == "drop", reseed=self.choices.seed_rule == "per_run")
         if self.dtype not in DTYPE_CHOICES:
             raise ConfigError(f"unknown dtype {self.dtype!r}; valid: {', '.join(DTYPE_CHOICES)}")
 
@@ -104,6 +117,7 @@ class RunConfig:
     def to_dict(self) -> dict[str, Any]:
         data = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "train"}
         data["train"] = asdict(self.train)
+        data["fidelity_choices"] = self.choices.to_dict()
         return data
 
     @classmethod

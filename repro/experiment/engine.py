@@ -26,6 +26,7 @@ from repro.core.training import TrainConfig, set_seed, train
 from repro.data import data_root
 from repro.errors import ConfigError
 from repro.experiment.config import RunConfig
+from repro.fidelity import Score, selection_value
 from repro.methods import Method
 from repro.ptuning import PromptEncoder, PromptEncoderConfig, paper_lstm_config
 from repro.results import PROJECT_ROOT, RunRecord
@@ -103,20 +104,28 @@ class PristineLM:
 
 def new_encoder(num_prompt_tokens: int, backbone: Backbone, config: RunConfig) -> PromptEncoder:
     """The prompt encoder of `config.encoder` (lstm: the paper's biLSTM + MLP; mlp: PEFT's default) with
-    `config.resolved_encoder_hidden(dim)` units (each benchmark's authors' code has its own default)."""
+    `config.resolved_encoder_hidden(dim)` units (each benchmark's authors' code has its own default).
+
+    Fidelity item `encoder_mlp`: the LSTM's MLP head is Linear(2h, 2h) ReLU Linear(2h, d) (`double`, PEFT's shape)
+    or Linear(2h, h) ReLU Linear(h, d) (`single`: THUDM/P-tuning PT-Fewshot/pet/wrapper.py ContinuousPrompt,
+    h = d). The authors' LAMA encoder (LAMA/p_tuning/prompt_encoder.py, h = d/2) is PEFT's shape either way."""
     dim = backbone.hidden_size
     hidden = config.resolved_encoder_hidden(dim)
     if config.encoder == "lstm":
-        return PromptEncoder(paper_lstm_config(num_prompt_tokens, dim, encoder_hidden_size=hidden))
+        middle = hidden if config.choices.encoder_mlp == "single" and config.BENCHMARK == "superglue" else None
+        return PromptEncoder(paper_lstm_config(num_prompt_tokens, dim, encoder_hidden_size=hidden),
+                             lstm_mlp_hidden=middle)
     return PromptEncoder(PromptEncoderConfig(num_virtual_tokens=num_prompt_tokens, token_dim=dim,
                                              encoder_hidden_size=hidden))
 
 
 def build_scorer(task: Task, method: Method, backbone: Backbone, template: Template, pattern: str,
-                 config: RunConfig, seed: int, *, max_length: Optional[int], options: Optional[dict] = None,
+                 config: RunConfig, seed: Optional[int], *, max_length: Optional[int], options: Optional[dict] = None,
                  quiet: bool = False) -> Scorer:
-    """Seed, then the method's model (fresh encoder where it has one) and the task kind's scorer."""
-    set_seed(seed)
+    """Seed (None: the caller has set the RNG stream, fidelity's `seed_rule=once`), then the method's model
+    (fresh encoder where it has one) and the task kind's scorer."""
+    if seed is not None:
+        set_seed(seed)
     encoder = new_encoder(template.num_prompt_tokens, backbone, config) if method.uses_encoder else None
     model = PromptedLM(backbone, encoder, train_backbone=method.trains_backbone, dtype=config.dtype)
     ctx = ScorerContext(task, method, model, template, pattern, max_length, config.eval_batch_size, quiet=quiet,
@@ -126,13 +135,16 @@ def build_scorer(task: Task, method: Method, backbone: Backbone, template: Templ
 
 def fit(scorer: Scorer, task: Task, train_examples: Sequence[Example], dev_examples: Sequence[Example],
         train_config: TrainConfig, seed: int, *, checkpoint_dir: Optional[Path], desc: str,
-        quiet: bool = False) -> dict[str, Any]:
-    """Train the scorer's model on `train_examples`, select on the task's dev selection score, restore the best
-    state; returns what the results record about training."""
+        quiet: bool = False, selection: str = "mean") -> dict[str, Any]:
+    """Train the scorer's model on `train_examples`, select on the task's dev selection score (fidelity item
+    `selection`: `repro.fidelity.selection_value`), restore the best state; returns what the results record
+    about training."""
     items = scorer.train_items(train_examples)
 
-    def dev_score() -> float:
-        return task.selection_score(task.score(dev_examples, scorer.predict(dev_examples, desc="dev")))
+    def dev_score() -> Score:
+        predictions = scorer.predict(dev_examples, desc="dev")
+        scores = task.score(dev_examples, predictions)
+        return selection_value(task, dev_examples, predictions, scores, selection)
 
     outcome = train(scorer.model, items, scorer.loss, dev_score, replace(train_config, seed=seed),
                     checkpoint_dir=checkpoint_dir, desc=desc, quiet=quiet)

@@ -22,9 +22,10 @@ from tqdm.auto import tqdm
 
 from repro import metrics
 from repro.core.backbone import Backbone
-from repro.core.template import Template
+from repro.core.template import Slot, Target, Template, Text
 from repro.core.training import TrainConfig
 from repro.errors import ConfigError
+from repro import fidelity as fid
 from repro.experiment.config import RunConfig, fingerprint, resolve_limit
 from repro.experiment.engine import PristineLM, Workspace, build_scorer, fit, load_finished, subset
 from repro.methods import Method, Style
@@ -77,24 +78,30 @@ class LamaConfig(RunConfig):
     relations: Optional[list[str]] = field(default=None, metadata={"help": "relation ids (None: all 41)"})
     template: Optional[str] = field(default=None, metadata={
         "help": 'P-tuning template, e.g. "(3, sub, 3, obj)" (None: the paper\'s)'})
-    mask_order: str = field(default="paper", metadata={
-        "help": "masked LMs: paper (sub before [MASK]) | code (the authors' BERT code: [MASK] first)",
-        "choices": ("paper", "code")})
+    mask_order: str = field(default="", metadata={
+        "help": "masked LMs: paper (sub before [MASK]) | code (the authors' BERT code: [MASK] first); empty: the "
+                "fidelity's (its item lama_mask_order)", "choices": ("", "paper", "code")})
     vocab_key: Optional[str] = field(default=None, metadata={"help": "key of the vocab file for this tokenizer"})
     backbone_kind: str = field(default="", metadata={"help": "masked | causal: filled in from the loaded backbone"})
 
     def __post_init__(self) -> None:
         if self.vocab not in lama_data.VOCAB_STRATEGIES:
             raise ConfigError(f"unknown vocab {self.vocab!r}; valid: {', '.join(lama_data.VOCAB_STRATEGIES)}")
-        if self.mask_order not in ("paper", "code"):
+        if self.mask_order not in ("", "paper", "code"):
             raise ConfigError(f"unknown mask order {self.mask_order!r}; valid: paper, code")
+        if self.mask_order:  # the older spelling of the fidelity item
+            self.fidelity_items = {**fid.parse_items(self.fidelity_items), "lama_mask_order": self.mask_order}
         super().__post_init__()
+        self.mask_order = self.choices.lama_mask_order
         if len(self.seeds) != 1:
             raise ConfigError(f"a LAMA run takes one seed per command, got {self.seeds}")
 
     def apply_preset(self, preset: Preset) -> None:
         self.dtype = self.dtype or preset.dtype
-        self.train = replace(self.train or preset.train, seed=self.seed)
+        train = self.train
+        if train is None:  # the preset's learning rates; fidelity item lama_lm_lr scales the LM's (LAMA/cli.py: 5e-6)
+            train = replace(preset.train, lr_backbone=preset.train.lr_backbone * fid.lama_lm_lr_factor(self.choices))
+        self.train = replace(train, seed=self.seed)
         self.max_train = resolve_limit(self.max_train, preset.max_train, "max_train")
         self.max_dev = resolve_limit(self.max_dev, preset.max_dev, "max_dev")
         self.eval_batch_size = self.eval_batch_size or preset.eval_batch_size
@@ -126,16 +133,38 @@ def ptuning_template(backbone: Backbone, config: LamaConfig) -> Template:
         return Template.parse(config.template, masked=not backbone.is_causal)
     if backbone.is_causal:
         return Template.parse("[P*3] {sub} [P*3] [MASK]")
-    if config.mask_order == "code":  # the authors' BERT code puts [MASK] before the subject
+    if config.choices.lama_mask_order == "code":  # LAMA/p_tuning/modeling.py get_query: [MASK] before the subject
         return Template.parse("[P*3] [MASK] [P*3] {sub} [P*3]")
     return Template.parse("[P*3] {sub} [P*3] [MASK] [P*3]")
 
 
 def method_template(method: Method, relation: lama_data.Relation, backbone: Backbone, config: LamaConfig) -> Template:
-    """P-tuning's template from the run's choices; the other styles' from the task's declared patterns."""
+    """P-tuning's template from the run's choices; the other styles' from the task's declared patterns (the
+    manual prompt as the authors' code builds it under fidelity item `lama_query=authors`)."""
     if method.style is Style.PTUNING:
         return ptuning_template(backbone, config)
-    return Lama(relation).template(method.style.value)
+    template = Lama(relation).template(method.style.value)
+    if method.style is Style.MANUAL and config.choices.lama_query == "authors":
+        return authors_manual_query(template, causal=backbone.is_causal)
+    return template
+
+
+def authors_manual_query(template: Template, *, causal: bool) -> Template:
+    """The manual prompt as THUDM/P-tuning LAMA/p_tuning/modeling.py `get_query` builds it: the tokenizer reads
+    `' ' + prompt` (a space before the first word, which byte-level BPE keeps as 'Ġ'), and for GPT-style models
+    the prompt is cut where [Y] starts, which keeps the space before [Y]: the query ends in a lone space token
+    and the prediction is read after it."""
+    parts = list(template.parts)
+    first = parts[0]
+    if isinstance(first, Slot):
+        parts[0] = Slot(first.name, first.shortenable, space_before=True)
+    elif isinstance(first, Text):
+        parts[0] = Text(" " + first.text)
+    if causal:
+        at = next(i for i, p in enumerate(parts) if isinstance(p, Target))
+        if parts[at].space_before:
+            parts.insert(at, Text(" "))
+    return Template(tuple(parts), source=f"{template.source} (authors' query)")
 
 
 def run_name(config: LamaConfig) -> str:
@@ -226,7 +255,7 @@ class RelationUnit:
                               skipped=f"cannot train without {' and '.join(missing)} ({reasons})")
                 return result, time.perf_counter() - started
         scorer = build_scorer(task, self.method, backbone, template, self.method.style.value, config, config.seed,
-                              max_length=None, quiet=self.quiet)
+                              max_length=None, quiet=self.quiet, options={"label_shift": config.choices.label_shift})
         training = self.train(scorer, task) if self.method.trains else None
         predicted = scorer.predict(test, desc=f"{relation.id} test")
         gold = task.gold_ids(test)
@@ -245,7 +274,7 @@ class RelationUnit:
         train_examples = subset(train_kept, config.max_train, config.seed)
         dev_examples = subset(dev_kept, config.max_dev, config.seed + 1)
         fitted = fit(scorer, task, train_examples, dev_examples, config.train, config.seed, checkpoint_dir=self.run_dir,
-                     desc=f"{self.relation.id} train", quiet=self.quiet)
+                     desc=f"{self.relation.id} train", quiet=self.quiet, selection=config.choices.selection)
         return {
             "n_train": fitted["n_train"], "n_train_dropped": train_dropped,
             "n_dev": fitted["n_dev"], "n_dev_dropped": dev_dropped,

@@ -32,7 +32,9 @@ from typing import Any, Optional, Sequence
 import torch
 from tqdm.auto import tqdm
 
+from repro.atomic import atomic_write
 from repro.core.backbone import Backbone
+from repro.core.training import rng_state, set_rng_state, set_seed
 from repro.data import data_root, partial_status, require
 from repro.errors import ConfigError
 from repro.experiment.engine import PristineLM, Workspace, build_scorer, evaluate, fit, load_finished, subset
@@ -164,10 +166,20 @@ def default_pattern(run: RunPlan) -> str:
     return run.train_task.default_variant(run.style, causal=run.backbone.is_causal)
 
 
+def search_variants(run: RunPlan) -> tuple[str, ...]:
+    """The patterns supervised P-tuning searches (fidelity item `pattern_search`): `length` the paper's pattern
+    with 1, 2 and 4 prompt tokens; `positions` the authors' searched patterns (`Task.searched_patterns`: where
+    prompt tokens and anchors sit), or the length variants for a task that declares none."""
+    task = run.train_task
+    if run.config.choices.pattern_search == "positions" and task.searched_patterns:
+        return tuple(task.searched_patterns)
+    return tuple(task.ptuning_patterns)
+
+
 def searches_patterns(run: RunPlan) -> bool:
     """Supervised P-tuning chooses its pattern on dev (the paper searched patterns in that setting)."""
     return (run.config.setting == "supervised" and run.style == "ptuning" and run.config.pattern is None
-            and len(run.train_task.pattern_variants("ptuning")) > 1)
+            and len(search_variants(run)) > 1)
 
 
 class Engine:
@@ -187,12 +199,36 @@ class Engine:
     def seed_result(self, variant: str, seed: int) -> dict[str, Any]:
         path = self.seed_path(variant, seed)
         done = load_finished(path, "fingerprint", self.fingerprint, SUPERGLUE_SEED_SCHEMA)
-        if done is not None:
+        if done is not None and (not self._seeds_once() or self._rng_path(variant, seed).is_file()):
             return done
+        if self._seeds_once():
+            self._continue_stream(variant, seed)
         result = self._compute(variant, seed)
+        if self._seeds_once():
+            atomic_write(self._rng_path(variant, seed), lambda p: torch.save(rng_state(), p))
         write_result(path, result)
         shutil.rmtree(self._checkpoint_dir(variant, seed), ignore_errors=True)
         return result
+
+    # Fidelity item seed_rule=once (THUDM/P-tuning PT-Fewshot/pet/modeling.py train_pet: set_seed(seed) once, then
+    # the repetitions in sequence): the first repetition starts from set_seed(first seed), each later one from the
+    # RNG state the one before left, saved beside its result so that a resumed run continues the same stream.
+    def _seeds_once(self) -> bool:
+        return self.run.config.choices.seed_rule == "once"
+
+    def _rng_path(self, variant: str, seed: int) -> Path:
+        return self.runs_dir / variant / f"seed{seed}.rng.pt"
+
+    def _continue_stream(self, variant: str, seed: int) -> None:
+        seeds = self.run.seeds
+        at = seeds.index(seed) if seed in seeds else 0
+        if at == 0:
+            set_seed(seeds[0])
+            return
+        previous = self._rng_path(variant, seeds[at - 1])
+        if not previous.is_file():
+            self.seed_result(variant, seeds[at - 1])
+        set_rng_state(torch.load(previous, weights_only=False))
 
     def _checkpoint_dir(self, variant: str, seed: int) -> Path:
         return self.runs_dir / variant / f"seed{seed}.train"
@@ -207,13 +243,15 @@ class Engine:
         self.pristine.reset()
         task = run.train_task
         template = task.template(run.style, variant)
-        scorer = build_scorer(task, run.method, run.backbone, template, variant, config, seed,
+        scorer = build_scorer(task, run.method, run.backbone, template, variant, config,
+                              None if self._seeds_once() else seed,
                               max_length=config.max_length, options=config.scorer_options, quiet=self.quiet)
         training = None
         if not run.method.zero_shot:
             checkpoint = self._checkpoint_dir(variant, seed) if self._uses_checkpoints() else None
             training = fit(scorer, task, self.data.train, self.data.dev, config.train, seed, checkpoint_dir=checkpoint,
-                           desc=f"{task.name} {variant} seed {seed}", quiet=self.quiet)
+                           desc=f"{task.name} {variant} seed {seed}", quiet=self.quiet,
+                           selection=config.choices.selection)
         metrics = {ev.task.name: evaluate(scorer, ev.task, ev.examples, f"{ev.task.name} eval") for ev in self.data.evals}
         return {
             "schema": SUPERGLUE_SEED_SCHEMA, "fingerprint": self.fingerprint, "seed": seed, "pattern": variant,
@@ -243,7 +281,7 @@ def run_superglue(config: SuperGLUEConfig, *, backbone: Optional[Backbone] = Non
 
     search: dict[str, float] = {}
     if searches_patterns(run):
-        for variant in train_task.pattern_variants("ptuning"):
+        for variant in search_variants(run):
             check_pattern(run, variant)
             search[variant] = engine.seed_result(variant, run.seeds[0])["training"]["best_dev"]
         variant = max(search, key=lambda v: (search[v], -list(search).index(v)))

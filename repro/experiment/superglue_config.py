@@ -26,6 +26,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import ClassVar, Mapping, Optional
 
+from repro import fidelity as fid
 from repro.core.training import TrainConfig
 from repro.errors import ConfigError
 from repro.experiment.config import FROM_PRESET, RunConfig, fingerprint, resolve_limit
@@ -130,7 +131,10 @@ class SuperGLUEConfig(RunConfig):
         self.max_dev = resolve_limit(self.max_dev, None, "max_dev")
         if self.max_eval != FROM_PRESET:
             resolve_limit(self.max_eval, None, "max_eval")
-        self.train = self.train or preset.train_config(task, self.setting)
+        if self.train is None:  # the preset's; fidelity item encoder_lr=scripts: the authors' per-task encoder lr
+            train = preset.train_config(task, self.setting)
+            factor = fid.encoder_lr_factor(self.choices, task.name) if self.setting == "fewshot" else 1.0
+            self.train = replace(train, lr_encoder=train.lr_encoder * factor)
 
     @property
     def train_task(self) -> str:

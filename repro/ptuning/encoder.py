@@ -9,6 +9,7 @@ Same modules, state-dict names and numbers as `peft.PromptEncoder`, so weights m
 from __future__ import annotations
 
 import warnings
+from typing import Optional
 
 import torch
 from torch import nn
@@ -19,8 +20,12 @@ from repro.ptuning.config import PromptEncoderConfig, PromptEncoderReparameteriz
 class PromptEncoder(nn.Module):
     """Input `(batch, total_virtual_tokens)` indices; output `(batch, total_virtual_tokens, token_dim)`."""
 
-    def __init__(self, config: PromptEncoderConfig) -> None:
+    def __init__(self, config: PromptEncoderConfig, *, lstm_mlp_hidden: Optional[int] = None) -> None:
+        """`lstm_mlp_hidden`: the LSTM head's MLP middle width (default 2h, PEFT's; h gives the authors'
+        few-shot shape Linear(2h, h) ReLU Linear(h, d), THUDM/P-tuning PT-Fewshot/pet/wrapper.py). PEFT's
+        adapter export holds the computed prompts, so it works for either width; `save_encoder` records it."""
         super().__init__()
+        self.lstm_mlp_hidden = lstm_mlp_hidden
         self.config = config
         self.token_dim = config.token_dim
         self.input_size = self.token_dim
@@ -41,10 +46,11 @@ class PromptEncoder(nn.Module):
                 bidirectional=True,
                 batch_first=True,
             )
+            middle = lstm_mlp_hidden or self.hidden_size * 2
             self.mlp_head = nn.Sequential(
-                nn.Linear(self.hidden_size * 2, self.hidden_size * 2),
+                nn.Linear(self.hidden_size * 2, middle),
                 nn.ReLU(),
-                nn.Linear(self.hidden_size * 2, self.output_size),
+                nn.Linear(middle, self.output_size),
             )
         else:
             if config.encoder_num_layers != 2:

@@ -34,6 +34,8 @@ def save_encoder(encoder: PromptEncoder, directory: Union[str, Path], *, templat
     state = {k: v.detach().cpu().contiguous() for k, v in encoder.state_dict().items()}
     atomic_write(directory / ENCODER_WEIGHTS, lambda p: save_file(state, str(p)))
     meta = {"config": encoder.config.to_dict(), "template": template}
+    if encoder.lstm_mlp_hidden is not None:  # the authors' few-shot head width (not a PEFT config field)
+        meta["lstm_mlp_hidden"] = encoder.lstm_mlp_hidden
     atomic_write(directory / ENCODER_META, lambda p: p.write_text(json.dumps(meta, indent=2)))
     return directory
 
@@ -45,7 +47,7 @@ def load_encoder(directory: Union[str, Path]) -> tuple[PromptEncoder, Optional[s
     if not meta_path.is_file():
         raise ConfigError(f"{directory}: no {ENCODER_META}; not a saved prompt encoder")
     meta = json.loads(meta_path.read_text())
-    encoder = PromptEncoder(PromptEncoderConfig.from_dict(meta["config"]))
+    encoder = PromptEncoder(PromptEncoderConfig.from_dict(meta["config"]), lstm_mlp_hidden=meta.get("lstm_mlp_hidden"))
     encoder.load_state_dict(load_file(str(directory / ENCODER_WEIGHTS)))
     return encoder, meta.get("template")
 

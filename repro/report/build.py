@@ -18,6 +18,7 @@ from repro.report.reproducing import write_sections
 from repro.report.results import ResultSet, discover_results
 from repro.report.summary import Summary, summarize, summary_lines
 from repro.report.relations import relation_tables
+from repro.report.facts import facts_section, fidelity_of, raw
 from repro.report.tables import view_markdown, write_tables
 
 ENV_ITEMS = 8
@@ -101,6 +102,7 @@ def reproducing_sections(report: Report, options: ReportOptions) -> dict[str, st
         "summary": summary,
         "tables": _tables_section(report, base),
         "runs": _runs_section(report),
+        "facts": facts_section(report.results.results),
     }
 
 
@@ -133,12 +135,13 @@ def _runs_section(report: Report) -> str:
     results = sorted(report.results.results, key=lambda r: r.display)
     if not results:
         return "No result files found."
-    lines = ["| Result | Preset | Command | Commit | Environment | Wall time |",
-             "| --- | --- | --- | --- | --- | --- |"]
+    lines = ["| Result | Preset | Fidelity | Command | Commit | Environment | Wall time |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
     for r in results:
         wall = f"{r.wall_time_s:.0f} s" if r.wall_time_s is not None else "—"
         commit = r.git_commit[:10] + ("-dirty" if r.git_commit.endswith("-dirty") else "")
-        cells = [r.display, r.preset or "—", f"`{r.command}`" if r.command else "—", commit or "—",
+        cells = [r.display, r.preset or "—", fidelity_of(raw(r.path)), f"`{r.command}`" if r.command else "—",
+                 commit or "—",
                  environment_brief(r.environment) or "—", wall]
         lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
     if report.results.problems:

@@ -8,6 +8,7 @@ vocabulary (the authors' LAMA code trains the same way). `predict` returns token
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any, Sequence
 
 import torch
@@ -35,7 +36,16 @@ class VocabScorer(Scorer):
         return self.ctx.render(example, target_ids=[self.ctx.task.vocab.id_of(example.label)])
 
     def train_items(self, examples: Sequence[Example]) -> list[Rendered]:
-        return [self.render(ex) for ex in examples]
+        """Rendered facts for training. Option `label_shift=authors` (causal LMs) trains the logits one position
+        before the one `predict` reads, as THUDM/P-tuning LAMA/p_tuning/modeling.py `gpt_out` does: it puts the
+        label on the query's last token and GPT-2's loss shifts labels by one, while hit@1 reads the last
+        position's logits."""
+        items = [self.render(ex) for ex in examples]
+        if self.ctx.options.get("label_shift", "aligned") == "authors" and self.model.backbone.is_causal:
+            items = [replace(r, target_positions=[p - 1 for p in r.target_positions]) for r in items]
+            if any(p < 0 for r in items for p in r.target_positions):
+                raise ConfigError("label_shift=authors needs two tokens before the target")
+        return items
 
     def loss(self, items: list[Rendered]) -> torch.Tensor:
         return target_loss(self.model, items)

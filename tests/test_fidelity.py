@@ -1,0 +1,332 @@
+"""Fidelity ledger, item by item: each behaviour under each choice, with the expectation written from the cited
+reference (THUDM/P-tuning `LAMA/`, `PT-Fewshot/`; timoschick/pet), on tiny backbones and real data lines."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+
+from repro import fidelity as fid
+from repro.core.template import word_token_ids
+from repro.core.training import TrainConfig, is_improvement, set_seed, train
+from repro.errors import ConfigError
+from repro.experiment.engine import new_encoder
+from repro.experiment.lama import PRESETS as LAMA_PRESETS, LamaConfig, method_template, ptuning_template, run_lama
+from repro.experiment.superglue import RunPlan, search_variants
+from repro.experiment.superglue_config import SuperGLUEConfig
+from repro.methods import get_method
+from repro.scorers.base import ScorerContext, make_scorer
+from tasks import lama as lama_data
+from tasks.base import Example
+from tasks.lama import Lama
+from tasks.registry import get_task
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+# ------------------------------------------------------------------------------------------ the levels
+def test_levels_resolve_to_the_ledger_sides_and_items_override_one_by_one():
+    suite, paper, authors = (fid.resolve(level, "superglue") for level in fid.LEVELS)
+    assert suite == fid.FidelityChoices()  # the suite's default is the behaviour before the switch existed
+    assert {k for k, v in authors.to_dict().items() if v != suite.to_dict()[k]} == set(fid.VALUES) - {"tie_patience",
+                                                                                                     "drop_last"}
+    # the paper's text is explicit on these, the authors' code decides the rest
+    assert (paper.label_shift, paper.lama_query, paper.lama_mask_order, paper.encoder_lr) == (
+        "aligned", "suite", "paper", "paper")
+    assert paper.tie_break == "last" and paper.selection == "authors" and paper.seed_rule == "once"
+    lama_authors = fid.resolve("authors", "lama")
+    assert (lama_authors.tie_patience, lama_authors.drop_last) == ("reset", "drop")  # LAMA/cli.py
+    for item, values in fid.VALUES.items():
+        for value in values:
+            assert getattr(fid.resolve("suite", "lama", {item: value}), item) == value
+    with pytest.raises(ConfigError, match="valid: first, last"):
+        fid.resolve("suite", "lama", {"tie_break": "middle"})
+    with pytest.raises(ConfigError, match="unknown fidelity item"):
+        fid.resolve("suite", "lama", {"nope": "x"})
+    with pytest.raises(ConfigError, match="valid: suite, paper, authors"):
+        LamaConfig(method="mp", fidelity="exact")
+
+
+def test_the_preset_decides_the_level_when_none_is_named_and_results_record_the_choices():
+    assert LamaConfig(method="mp").fidelity == "suite"
+    assert LamaConfig(method="mp", preset="paper").fidelity == "paper"
+    cfg = SuperGLUEConfig(task="cb", fidelity="authors", fidelity_items={"tie_break": "first"})
+    data = cfg.to_dict()
+    assert data["fidelity_choices"]["tie_break"] == "first" and data["fidelity_choices"]["selection"] == "authors"
+    assert SuperGLUEConfig.from_dict(json.loads(json.dumps(data))).choices == cfg.choices
+    assert cfg.fingerprint() != SuperGLUEConfig(task="cb", fidelity="authors").fingerprint()
+
+
+# ---------------------------------------------------------------------------------- item 1: tie-break
+class _Toy(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.zeros(1))
+
+    def trainable_parameters(self):
+        return {"encoder": [self.w]}
+
+
+def _run_scores(scores, **config):
+    """Train a one-parameter toy whose dev checks return `scores` in order; (best_step, stopped at step)."""
+    model, it = _Toy(), iter(scores)
+    cfg = TrainConfig(optimizer="adam", lr_encoder=0.1, batch_size=1, max_steps=len(scores), eval_every_steps=1,
+                      **config)
+    outcome = train(model, [0] * len(scores), lambda batch: (model.w - 1).pow(2).sum(), lambda: next(it), cfg,
+                    quiet=True)
+    return outcome.best_step, outcome.steps
+
+
+def test_tied_dev_checks_keep_the_first_or_the_last():
+    # LAMA/cli.py Trainer.train and PT-Fewshot/pet/wrapper.py keep a check when dev >= best: the later of a tie
+    assert _run_scores([0.5, 0.5, 0.25]) == (1, 3)
+    assert _run_scores([0.5, 0.5, 0.25], tie_break="last") == (2, 3)
+    assert is_improvement(0.5, 0.5, "last") and not is_improvement(0.5, 0.5, "first")
+    assert is_improvement(0.1, None, "first")
+
+
+def test_a_kept_tie_counts_against_patience_in_pt_fewshot_and_resets_it_in_lama():
+    scores = [0.5, 0.5, 0.5, 0.5, 0.5]
+    # PT-Fewshot: early_stop_epoch += 1 on a saved tie; patience 2 stops at the third check
+    assert _run_scores(scores, tie_break="last", patience=2) == (3, 3)
+    # LAMA/cli.py: early_stop = 0 whenever dev >= best; never stops on ties
+    assert _run_scores(scores, tie_break="last", tie_patience="reset", patience=2) == (5, 5)
+    assert _run_scores(scores, patience=2) == (1, 3)
+
+
+def test_authors_selection_needs_both_accuracy_and_f1():
+    # PT-Fewshot/pet/wrapper.py: cb/record/multirc keep a check when acc >= best acc AND f1 >= best f1
+    assert is_improvement((60.0, 50.0), (60.0, 50.0), "last")
+    assert not is_improvement((70.0, 40.0), (60.0, 50.0), "last")
+    assert not is_improvement((70.0, 40.0), (60.0, 50.0), "first")
+    assert is_improvement((60.0, 51.0), (60.0, 50.0), "first") and not is_improvement((60.0, 50.0), (60.0, 50.0), "first")
+    assert _run_scores([(60.0, 50.0), (70.0, 40.0), (60.0, 50.0)], tie_break="last") == (3, 3)
+
+
+def test_multirc_selection_score_mean_of_em_f1a_or_option_accuracy_and_f1a(shared_data):
+    task = get_task("multirc")
+    examples = task.read(shared_data / "fewglue/MultiRC/dev32.jsonl")[:12]
+    golds = task.golds(examples)
+    predictions = [1] * len(examples)
+    scores = task.score(examples, predictions)
+    assert fid.selection_value(task, examples, predictions, scores, "mean") == pytest.approx(
+        (scores["em"] + scores["f1a"]) / 2)
+    option_acc = 100.0 * sum(p == g for p, g in zip(predictions, golds)) / len(golds)
+    assert fid.selection_value(task, examples, predictions, scores, "authors") == pytest.approx(
+        (option_acc, scores["f1a"]))
+    rte = get_task("rte")  # accuracy alone for the other tasks
+    assert fid.selection_value(rte, [], [], {"acc": 40.0}, "authors") == 40.0
+
+
+# ------------------------------------------------------------------------------- items 2, 3: GPT LAMA
+def _lama(method, **kwargs):
+    return LamaConfig(method=method, relations=["P36"], train=replace(LAMA_PRESETS["cpu"].train, max_steps=2),
+                      dtype="float32", **kwargs)
+
+
+def test_gpt_manual_query_with_and_without_the_trailing_space_token(load_tiny, shared_data):
+    gpt2 = load_tiny("gpt2")
+    tok = gpt2.tokenizer
+    relation = lama_data.get_relations(shared_data, ["P36"])[0]  # "The capital of [X] is [Y] ."
+    mp = get_method("mp", "lama")
+    suite = method_template(mp, relation, gpt2, _lama("mp")).render(tok, {"sub": "France"}, causal=True,
+                                                                    target_ids=[7])
+    authors = method_template(mp, relation, gpt2, _lama("mp", fidelity="authors")).render(
+        tok, {"sub": "France"}, causal=True, target_ids=[7])
+    # LAMA/p_tuning/modeling.py get_query: tokenizer(' ' + prompt with [X] filled, cut where [Y] starts)
+    query = " " + relation.template.replace("[X]", "France").split("[Y]")[0]
+    assert query.endswith("is ")
+    assert authors.input_ids == tok(query, add_special_tokens=False)["input_ids"]
+    assert authors.input_ids[-1] == tok.convert_tokens_to_ids("Ġ")  # the lone space token
+    assert authors.target_positions == [len(authors.input_ids) - 1]  # hit@1 reads after it
+    assert suite.input_ids == tok("The capital of France is", add_special_tokens=False)["input_ids"]
+    assert suite.input_ids[-1] != tok.convert_tokens_to_ids("Ġ")
+    # BERT: [CLS] prompt with [MASK] [SEP] under either choice (BERT's tokenizer drops the leading space)
+    bert = load_tiny("bert")
+    btok = bert.tokenizer
+    expected = btok(" " + relation.template.replace("[X]", "France").replace("[Y]", btok.mask_token))["input_ids"]
+    for level in ("suite", "authors"):
+        r = method_template(mp, relation, bert, _lama("mp", fidelity=level)).render(btok, {"sub": "France"},
+                                                                                   causal=False, target_ids=[7])
+        assert r.input_ids == expected and r.input_ids[r.target_positions[0]] == btok.mask_token_id
+
+
+def test_lama_ptuning_queries_in_both_mask_orders(load_tiny):
+    bert, gpt2 = load_tiny("bert"), load_tiny("gpt2")
+    btok, gtok = bert.tokenizer, gpt2.tokenizer
+    sub = btok("Paris", add_special_tokens=False)["input_ids"]
+    for choice, order in (("paper", "sub-first"), ("code", "mask-first")):
+        config = _lama("ptuning", fidelity_items={"lama_mask_order": choice})
+        r = ptuning_template(bert, config).render(btok, {"sub": "Paris"}, causal=False, target_ids=[7])
+        p = r.input_ids[1]  # the placeholder id at prompt positions
+        middle = sub + [p] * 3 + [btok.mask_token_id] if order == "sub-first" else [btok.mask_token_id] + [p] * 3 + sub
+        # LAMA/p_tuning/modeling.py get_query (code): [CLS] P*3 [MASK] P*3 sub P*3 [SEP]
+        assert r.input_ids == [btok.cls_token_id] + [p] * 3 + middle + [p] * 3 + [btok.sep_token_id]
+        assert r.input_ids[r.target_positions[0]] == btok.mask_token_id
+    assert LamaConfig(method="ptuning", fidelity="authors").mask_order == "code"
+    assert LamaConfig(method="ptuning", mask_order="code").choices.lama_mask_order == "code"
+    # GPT: P*3 tokens(' ' + sub) P*3, nothing after; the object is read at the last position
+    r = ptuning_template(gpt2, _lama("ptuning")).render(gtok, {"sub": "Paris"}, causal=True, target_ids=[7])
+    sub_ids = gtok(" Paris", add_special_tokens=False)["input_ids"]
+    p = r.input_ids[0]
+    assert r.input_ids == [p] * 3 + sub_ids + [p] * 3 and r.target_positions == [len(r.input_ids) - 1]
+
+
+@pytest.mark.parametrize("name", ["gpt2", "bert"])
+def test_label_shift_trains_one_position_before_the_one_p_at_1_reads(load_tiny, shared_data, name):
+    backbone = load_tiny(name)
+    relation = lama_data.get_relations(shared_data, ["P36"])[0]
+    vocab = lama_data.allowed_vocab(shared_data, "29k", backbone.tokenizer, space_before=True)
+    facts, _ = lama_data.filter_facts(lama_data.load_facts(shared_data, relation, "test"), vocab)
+    examples = Lama.facts_as_examples(facts[:3], "test")
+    from repro.core.model import PromptedLM
+
+    config = _lama("ptuning")
+    template = ptuning_template(backbone, config)
+    positions = {}
+    for shift in ("aligned", "authors"):
+        ctx = ScorerContext(Lama(relation, vocab), get_method("ptuning", "lama"),
+                            PromptedLM(backbone, new_encoder(template.num_prompt_tokens, backbone, config)),
+                            template, "ptuning", None, 8, quiet=True, options={"label_shift": shift})
+        scorer = make_scorer(ctx)
+        positions[shift] = ([r.target_positions for r in scorer.train_items(examples)],
+                            [scorer.render(ex).target_positions for ex in examples])
+    read = positions["aligned"][1]
+    assert positions["authors"][1] == read  # prediction reads the same place under both
+    assert positions["aligned"][0] == read
+    if name == "gpt2":  # modeling.py gpt_out: label on the last token, GPT-2 shifts it: trained one earlier
+        assert positions["authors"][0] == [[p - 1 for p in ps] for ps in read]
+        assert all(ps == [len(ex_ids) - 1] for ps, ex_ids in zip(read, [
+            ctx.render(ex, target_ids=[0]).input_ids for ex in examples]))
+    else:  # bert_out: the label sits at the [MASK]; no shift
+        assert positions["authors"][0] == read
+
+
+# ------------------------------------------------------------------------------------ items 4, 5: lrs
+@pytest.mark.parametrize("task, scripts_lr", [("cb", 1e-5), ("wic", 1e-5), ("copa", 1e-5), ("rte", 1e-4),
+                                              ("boolq", 1e-4), ("multirc", 1e-4), ("wsc", 1e-4)])
+def test_encoder_learning_rate_per_task(task, scripts_lr):
+    # PT-Fewshot/scripts/<task>_pt_few_shot.sh: cb, wic, copa pass no --learning_rate (cli.py default 1e-5)
+    assert SuperGLUEConfig(task=task, preset="paper", fidelity="authors").train.lr_encoder == pytest.approx(scripts_lr)
+    assert SuperGLUEConfig(task=task, preset="paper", fidelity="paper").train.lr_encoder == pytest.approx(1e-4)
+    assert SuperGLUEConfig(task=task, preset="paper", fidelity="suite").train.lr_encoder == pytest.approx(1e-4)
+    assert SuperGLUEConfig(task=task, preset="paper", fidelity="authors", setting="supervised").train.lr_encoder == \
+        pytest.approx(1e-4)
+
+
+@pytest.mark.parametrize("method", ["ft", "mp+ft"])
+def test_lama_fine_tuning_learning_rate_and_last_batch(method):
+    # LAMA/cli.py Trainer.train: the LM's group at 5e-6; DataLoader(train, batch_size=8, drop_last=True)
+    authors = LamaConfig(method=method, preset="paper", fidelity="authors").train
+    assert authors.lr_backbone == pytest.approx(5e-6) and authors.drop_last
+    assert LamaConfig(method=method, preset="paper", fidelity="paper").train.lr_backbone == pytest.approx(5e-6)
+    suite = LamaConfig(method=method, preset="paper", fidelity="suite").train
+    assert suite.lr_backbone == pytest.approx(1e-5) and not suite.drop_last
+
+
+def test_drop_last_drops_the_incomplete_batch():
+    for drop, steps in ((False, 3), (True, 2)):
+        model = _Toy()
+        cfg = TrainConfig(batch_size=4, max_epochs=1, drop_last=drop)
+        seen = []
+        outcome = train(model, list(range(10)), lambda b: (seen.append(len(b)), (model.w - 1).pow(2).sum())[1],
+                        lambda: 0.0, cfg, quiet=True)
+        assert outcome.steps == steps and seen == [4, 4, 2][:steps]
+
+
+# -------------------------------------------------------------------------------- item 6: encoder shape
+def test_fewshot_encoder_mlp_width(load_tiny):
+    backbone = load_tiny("albert")
+    d = backbone.hidden_size
+    shapes = {}
+    for choice in ("double", "single"):
+        config = SuperGLUEConfig(task="rte", fidelity_items={"encoder_mlp": choice})
+        encoder = new_encoder(1, backbone, config)
+        shapes[choice] = [tuple(m.weight.shape) for m in encoder.mlp_head if hasattr(m, "weight")]
+        assert encoder.lstm_head.hidden_size == d  # LSTM of the hidden size per direction under both
+    # PT-Fewshot/pet/wrapper.py ContinuousPrompt: Linear(2h, h) ReLU Linear(h, h); PEFT: Linear(2h, 2h), Linear(2h, d)
+    assert shapes["single"] == [(d, 2 * d), (d, d)]
+    assert shapes["double"] == [(2 * d, 2 * d), (d, 2 * d)]
+    # LAMA/p_tuning/prompt_encoder.py: LSTM h/2 per direction, Linear(h, h) ReLU Linear(h, h) under either choice
+    for choice in ("double", "single"):
+        enc = new_encoder(3, backbone, LamaConfig(method="ptuning", fidelity_items={"encoder_mlp": choice}))
+        assert [tuple(m.weight.shape) for m in enc.mlp_head if hasattr(m, "weight")] == [(d, d), (d, d)]
+
+
+# ------------------------------------------------------------------------------ item 7: pattern search
+def test_supervised_search_over_lengths_or_the_authors_positions():
+    for task, n in (("rte", 3), ("cb", 5), ("copa", 4), ("wsc", 4), ("boolq", 3), ("multirc", 2), ("wic", 3)):
+        t = get_task(task)
+        plans = {c: RunPlan(SuperGLUEConfig(task=task, setting="supervised", fidelity_items={"pattern_search": c}),
+                            t, [t], get_method("ptuning", "superglue"), None, [42]) for c in ("length", "positions")}
+        assert search_variants(plans["length"]) == ("paper", "p2", "p4")
+        assert search_variants(plans["positions"]) == tuple(f"s{i}" for i in range(1, n + 1))
+        for name in t.searched_patterns:
+            assert t.template("ptuning", name).num_prompt_tokens >= 1
+        assert t.default_variant("ptuning", causal=False) == "paper"
+
+
+# ---------------------------------------------------------------------------------------- item 8: seeds
+def test_seed_sequence_per_run_or_once(shared_data, tmp_path, load_tiny):
+    from test_superglue_engine import run, tiny_config, whole_words
+
+    def seeds(rule, chosen, runs):  # a fresh backbone each time: P-tuning trains the LM
+        config = tiny_config("cb", seeds=chosen, fidelity_items={"seed_rule": rule})
+        return run(config, shared_data, tmp_path, whole_words(load_tiny("bert")), runs=runs)["cb"]["training"]
+
+    def history(runs, seed):  # the seed's dev checks and training losses
+        path = next((tmp_path / runs).rglob(f"seed{seed}.json"))
+        return json.dumps(json.loads(path.read_text())["training"]["history"])
+
+    seeds("per_run", [42, 43], "a")
+    seeds("per_run", [43], "b")
+    seeds("once", [42, 43], "c")
+    seeds("once", [42, 43], "d")
+    seeds("once", [42], "e")
+    both, alone, once, once_again, first_only = "a", "b", "c", "d", "e"
+    assert history(both, 43) == history(alone, 43)  # per run: seed 43 is seed 43 whatever ran before
+    assert history(once, 42) == history(first_only, 42)  # the first repetition starts from set_seed(42)
+    assert history(once, 43) == history(once_again, 43)  # the stream is reproducible
+    assert list((tmp_path / "c").rglob("seed42.rng.pt"))
+    # once: the second repetition continues the stream the first left (PT-Fewshot/pet/modeling.py train_pet),
+    # so it is neither seed 43's run nor a repeat of seed 42's
+    assert history(once, 43) != history(both, 43)
+    assert history(once, 43) != history(once, 42)
+
+
+def test_config_seeds_and_runs_record_the_rule():
+    assert SuperGLUEConfig(task="cb", fidelity="authors").train.reseed is False
+    assert SuperGLUEConfig(task="cb").train.reseed is True
+
+
+# ------------------------------------------------------------------------------------------ the ledger
+def _ledger_rows() -> list[str]:
+    text = (ROOT / "REPRODUCING.md").read_text()
+    section = text.split("## Differences", 1)[1].split("\n## ", 1)[0]
+    return [line for line in section.splitlines() if line.startswith("|") and not set(line) <= set("|- ")][1:]
+
+
+def test_every_ledger_row_names_a_flag_that_exists_and_every_item_has_a_row():
+    rows = _ledger_rows()
+    assert len(rows) >= 8
+    flagged = set()
+    for row in rows:
+        for item, value in re.findall(r"--fidelity-item (\w+)=([\w+-]+)", row):
+            assert item in fid.VALUES and value in fid.VALUES[item], row
+            flagged.add(item)
+    assert flagged == set(fid.VALUES)
+
+
+def test_every_item_is_recorded_in_the_results(load_tiny, shared_data, tmp_path):
+    config = LamaConfig(method="mp", relations=["P36"], dtype="float32", fidelity="authors")
+    run_lama(config, root=shared_data, results_root=tmp_path, runs_root=tmp_path / "runs", backbone=load_tiny("gpt2"),
+             quiet=True)
+    written = json.loads(next(tmp_path.rglob("P36.json")).read_text())
+    assert written["config"]["fidelity"] == "authors"
+    assert set(written["config"]["fidelity_choices"]) == set(fid.VALUES)
+    assert written["config"]["fidelity_choices"]["lama_query"] == "authors" and "is  [MASK]" in written["template"]
