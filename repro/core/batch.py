@@ -15,7 +15,7 @@ class Batch:
     input_ids: torch.Tensor  # (B, L)
     attention_mask: torch.Tensor  # (B, L)
     token_type_ids: torch.Tensor  # (B, L)
-    prompt_index: torch.Tensor  # (B, L): prompt token j at its position, -1 elsewhere
+    prompt_index: torch.Tensor  # (B, L): prompt token j (+ the row's prompt_offset) at its position, -1 elsewhere
     target_positions: torch.Tensor  # (B, T): where target logits are read (0 where padded)
     target_mask: torch.Tensor  # (B, T) bool: real target slots
     target_ids: Optional[torch.Tensor]  # (B, T) gold target ids, -100 where padded; None if unknown
@@ -46,7 +46,7 @@ def collate(examples: Sequence[Rendered], pad_id: int) -> Batch:
         attention[row, :n] = 1
         types[row, :n] = torch.tensor(ex.token_type_ids)
         if ex.prompt_positions:
-            prompt_index[row, ex.prompt_positions] = torch.arange(len(ex.prompt_positions))
+            prompt_index[row, ex.prompt_positions] = torch.arange(len(ex.prompt_positions)) + ex.prompt_offset
         t = len(ex.target_positions)
         target_positions[row, :t] = torch.tensor(ex.target_positions)
         target_mask[row, :t] = True

@@ -143,10 +143,7 @@ def train(
     """Train `model.trainable_parameters()` on `items`; restore the best-dev state before returning."""
     if not items:
         raise ConfigError(f"{desc}: no training examples")
-    steps_per_epoch = math.ceil(len(items) / config.batch_size)
-    total_steps = config.max_steps or steps_per_epoch * config.max_epochs
-    if config.max_epochs is not None:
-        total_steps = min(total_steps, steps_per_epoch * config.max_epochs)
+    total_steps = total_steps_of(len(items), config)
     groups = model.trainable_parameters()
     optimizer = build_optimizer(groups, dict(model.named_parameters()), config)
     scheduler = _scheduler(optimizer, config, total_steps)
@@ -162,8 +159,7 @@ def train(
 
     bar = tqdm(total=total_steps, initial=state.step, desc=desc, disable=quiet, leave=False, unit="step")
     while state.step < total_steps and not state.stopped_early:
-        order = torch.randperm(len(items), generator=torch.Generator().manual_seed(config.seed * 1000 + state.epoch))
-        batches = [order[i : i + config.batch_size].tolist() for i in range(0, len(items), config.batch_size)]
+        batches = epoch_batches(len(items), config, state.epoch)
         while state.batch_in_epoch < len(batches) and state.step < total_steps:
             model.train()
             optimizer.zero_grad(set_to_none=True)
@@ -180,9 +176,7 @@ def train(
             bar.update(1)
             bar.set_postfix(loss=f"{state.last_loss:.3f}", best=f"{state.best_score:.2f}")
             end_of_epoch = state.batch_in_epoch == len(batches)
-            due = (config.eval_every_steps and state.step % config.eval_every_steps == 0) or (
-                not config.eval_every_steps and end_of_epoch
-            )
+            due = eval_due(config, state.step, end_of_epoch)
             if end_of_epoch:
                 state.epoch += 1
                 state.batch_in_epoch = 0
@@ -219,15 +213,46 @@ class _LoopState:
     best_state: Optional[dict] = None
 
 
+def total_steps_of(n_items: int, config: TrainConfig) -> int:
+    """Optimizer steps of a unit with `n_items` training items: max_steps, capped by max_epochs."""
+    steps_per_epoch = math.ceil(n_items / config.batch_size)
+    total_steps = config.max_steps or steps_per_epoch * config.max_epochs
+    if config.max_epochs is not None:
+        total_steps = min(total_steps, steps_per_epoch * config.max_epochs)
+    return total_steps
+
+
+def epoch_batches(n_items: int, config: TrainConfig, epoch: int) -> list[list[int]]:
+    """The item indices of each batch of `epoch`: a permutation drawn from the seed and the epoch alone, so a
+    resumed run (and a unit trained jointly with others, `repro.core.joint`) sees the same order."""
+    order = torch.randperm(n_items, generator=torch.Generator().manual_seed(config.seed * 1000 + epoch))
+    return [order[i : i + config.batch_size].tolist() for i in range(0, n_items, config.batch_size)]
+
+
+def eval_due(config: TrainConfig, step: int, end_of_epoch: bool) -> bool:
+    """Whether `step` is an evaluation point (every eval_every_steps, else every epoch end; the last step is
+    always one, which the loops add)."""
+    return bool((config.eval_every_steps and step % config.eval_every_steps == 0) or (
+        not config.eval_every_steps and end_of_epoch
+    ))
+
+
 def _evaluate_point(state: _LoopState, model, evaluate, config: TrainConfig) -> None:
     model.eval()
     with torch.no_grad():
         score = float(evaluate())
+    record_evaluation(state, score, config, lambda: _trainable_state(model))
+
+
+def record_evaluation(state: _LoopState, score: float, config: TrainConfig,
+                      snapshot: Callable[[], dict[str, torch.Tensor]]) -> None:
+    """Log a dev score; keep the trainable state (`snapshot()`) when it is the best so far; count evaluations
+    without gain towards early stopping. Shared by the single-unit loop and the joint one (`repro.core.joint`)."""
     state.history.append({"step": state.step, "epoch": state.epoch, "dev": score, "loss": state.last_loss})
     if score > state.best_score:
         state.best_score, state.best_step, state.best_epoch = score, state.step, state.epoch
         state.evals_without_gain = 0
-        state.best_state = _trainable_state(model)
+        state.best_state = snapshot()
     else:
         state.evals_without_gain += 1
         if config.patience is not None and state.evals_without_gain >= config.patience:

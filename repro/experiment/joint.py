@@ -1,0 +1,150 @@
+"""The engine for many units on one frozen LM: build their encoders as separate training would, train them in
+one pass (`repro.core.joint`), evaluate several units' examples in one pass.
+
+Used by the drivers for methods that train a prompt encoder on a frozen LM (LAMA P-tuning over relations,
+SuperGLUE P-tuning-frozen over seeds). Each unit's encoder is built exactly as `engine.build_scorer` builds it
+(seed, then the encoder), so a unit's numbers are those of separate training up to the floating-point effect
+of sharing batches (none in fp32 beyond rounding; small in bf16, where padding and batch shapes change the
+kernels' sums).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Callable, Optional, Sequence
+
+import torch
+
+from repro.core.backbone import Backbone
+from repro.core.encoder_stack import EncoderStack
+from repro.core.joint import JointUnit, train_joint
+from repro.core.model import PromptedLM
+from repro.core.template import Template
+from repro.core.training import TrainConfig, TrainOutcome, set_seed
+from repro.errors import ConfigError
+from repro.experiment.config import RunConfig
+from repro.experiment.engine import new_encoder
+from repro.methods import Method
+from repro.scorers.base import Scorer, ScorerContext, make_scorer
+from tasks.base import Example, Task
+
+
+@dataclass
+class Member:
+    """One unit of a joint run: its name, task, template (pattern variant) and seed."""
+
+    name: str
+    task: Task
+    template: Template
+    pattern: str
+    seed: int
+
+
+@dataclass
+class JointModel:
+    """The frozen LM with every member's encoder (`stack`) and one scorer per member reading its own encoder."""
+
+    model: PromptedLM
+    stack: Optional[EncoderStack]
+    scorers: list[Scorer]
+
+
+def can_train_jointly(method: Method) -> bool:
+    """A prompt encoder on a frozen LM: units share the LM, so their batches can share its forward."""
+    return method.uses_encoder and not method.trains_backbone
+
+
+def build_joint(members: Sequence[Member], method: Method, backbone: Backbone, config: RunConfig, *,
+                max_length: Optional[int], options: Optional[dict] = None, quiet: bool = False) -> JointModel:
+    """Per member, as `engine.build_scorer`: seed, then its encoder; all on one frozen prompted LM. A zero-shot
+    method (MP) gets the plain LM (no encoder, `stack` None), shared by every member's scorer."""
+    if method.trains_backbone:
+        raise ConfigError(f"method {method.name!r} trains the LM: its units cannot share one frozen LM")
+    stack = None
+    if method.uses_encoder:
+        encoders = []
+        for m in members:
+            set_seed(m.seed)
+            encoders.append(new_encoder(m.template.num_prompt_tokens, backbone, config))
+        stack = EncoderStack(encoders)
+    model = PromptedLM(backbone, stack, train_backbone=False, dtype=config.dtype)
+    scorers = [make_scorer(ScorerContext(m.task, method, model, m.template, m.pattern, max_length,
+                                         config.eval_batch_size, quiet=quiet, options=dict(options or {}),
+                                         prompt_offset=stack.offsets[i] if stack is not None else 0))
+               for i, m in enumerate(members)]
+    return JointModel(model, stack, scorers)
+
+
+def predict_together(scorers: Sequence[Scorer], example_lists: Sequence[Sequence[Example]], *,
+                     desc: str = "eval") -> list[list[Any]]:
+    """Each scorer's predictions of its examples; scorers with one `joint_key` share one pass over all their
+    inputs (the others predict on their own)."""
+    out: list[Optional[list[Any]]] = [None] * len(scorers)
+    groups: dict[Any, list[int]] = {}
+    for i, scorer in enumerate(scorers):
+        key = scorer.joint_key()
+        if key is None:
+            out[i] = scorer.predict(example_lists[i], desc=desc)
+        else:
+            groups.setdefault(key, []).append(i)
+    for members in groups.values():
+        inputs = [scorers[i].eval_inputs(example_lists[i]) for i in members]
+        flat = [x for part in inputs for x in part]
+        predicted = scorers[members[0]].predict_inputs(flat, desc=desc)  # type: ignore[attr-defined]
+        start = 0
+        for i, part in zip(members, inputs):
+            out[i] = predicted[start : start + len(part)]
+            start += len(part)
+    return out  # type: ignore[return-value]
+
+
+def fit_together(joint: JointModel, members: Sequence[Member], train_lists: Sequence[Sequence[Example]],
+                 dev_lists: Sequence[Sequence[Example]], train_config: TrainConfig, *,
+                 checkpoint_dir: Optional[Path],
+                 on_done: Optional[Callable[[list[int], list[dict[str, Any]]], None]] = None,
+                 desc: str = "joint", quiet: bool = False) -> list[dict[str, Any]]:
+    """`engine.fit` for every member at once: returns (and hands `on_done` as they finish, best states loaded)
+    what the results record about each member's training."""
+    scorers, stack = joint.scorers, joint.stack
+    if stack is None:
+        raise ConfigError("joint training needs the members' prompt encoders (a method with one)")
+    keys = {s.joint_key() for s in scorers}
+    if None in keys or len(keys) != 1:
+        raise ConfigError("joint training needs scorers that score rows alike (one answer space for all units)")
+    items = [s.train_items(examples) for s, examples in zip(scorers, train_lists)]
+    units = [JointUnit(m.name, dict(stack.encoders[i].named_parameters()), items[i], replace(train_config, seed=m.seed))
+             for i, m in enumerate(members)]
+
+    def losses(parts: list[tuple[int, list[Any]]]) -> list[torch.Tensor]:
+        stack.active = {i for i, _ in parts}
+        rows = scorers[parts[0][0]].row_losses([x for _, batch in parts for x in batch])  # type: ignore[attr-defined]
+        out, start = [], 0
+        for _, batch in parts:
+            out.append(rows[start : start + len(batch)].mean())
+            start += len(batch)
+        return out
+
+    def evaluate(indices: list[int]) -> list[float]:
+        stack.active = set(indices)
+        predicted = predict_together([scorers[i] for i in indices], [dev_lists[i] for i in indices], desc="dev")
+        return [members[i].task.selection_score(members[i].task.score(dev_lists[i], p))
+                for i, p in zip(indices, predicted)]
+
+    def record(i: int, outcome: TrainOutcome) -> dict[str, Any]:
+        return {"n_train": len(items[i]), "n_dev": len(dev_lists[i]), "best_dev": outcome.best_score,
+                "best_step": outcome.best_step, "best_epoch": outcome.best_epoch, "steps": outcome.steps,
+                "stopped_early": outcome.stopped_early, "resumed_from_step": outcome.resumed_from_step,
+                "history": outcome.history}
+
+    def done(indices: list[int], outcomes: list[TrainOutcome]) -> None:
+        if on_done is not None:
+            stack.active = set(indices)  # the finished units' encoders, for their test predictions
+            on_done(indices, [record(i, o) for i, o in zip(indices, outcomes)])
+
+    try:
+        outcomes = train_joint(joint.model, units, losses, evaluate, rng=stack.rng, checkpoint_dir=checkpoint_dir,
+                               on_done=done, desc=desc, quiet=quiet)
+    finally:
+        stack.active = None
+    return [record(i, o) for i, o in enumerate(outcomes)]
