@@ -92,7 +92,7 @@ def _jointly(backbone, members, data, config, train_config, monkeypatch, *, chec
                 raise Interrupted()
             values = loss_fn(parts)
             for (i, _), v in zip(parts, values):
-                losses[i].append(float(v.detach()))
+                losses[i].append(float(v))
             return values
 
         return real_train(model, units, wrapped, evaluate, **kwargs)
@@ -119,6 +119,7 @@ class Interrupted(Exception):
 
 @pytest.mark.parametrize("name", ["gpt2", "bert"])
 def test_joint_training_equals_separate_training(load_tiny, monkeypatch, name):
+    monkeypatch.setattr(joint_engine, "CHUNK_TOKENS", 48)  # a joint step in several length-sorted passes
     backbone = load_tiny(name)
     members, data, config = _setup(backbone)
     separate = _separately(backbone, members, data, config, TRAIN)
@@ -145,6 +146,7 @@ def test_encoder_dropout_draws_as_in_separate_training(load_tiny, monkeypatch):
 
     monkeypatch.setattr(engine, "new_encoder", dropout_encoder)
     monkeypatch.setattr(joint_engine, "new_encoder", dropout_encoder)
+    monkeypatch.setattr(joint_engine, "CHUNK_TOKENS", 48)  # several passes, still one dropout draw per step
     backbone = load_tiny("llama")
     members, data, config = _setup(backbone)
     short = replace(TRAIN, max_epochs=1)

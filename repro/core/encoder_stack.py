@@ -14,7 +14,8 @@ configured `encoder_dropout` would).
 
 from __future__ import annotations
 
-from typing import Callable, Optional, Sequence, TypeVar
+import contextlib
+from typing import Callable, Iterator, Optional, Sequence, TypeVar
 
 import torch
 from torch import nn
@@ -68,12 +69,26 @@ class EncoderStack(nn.Module):
         self.active: Optional[set[int]] = None  # None: every encoder
         self.rng = UnitRNG(len(encoders))
         self._cache: Optional[tuple[tuple, torch.Tensor]] = None
+        self._held: Optional[torch.Tensor] = None
 
     def __len__(self) -> int:
         return len(self.encoders)
 
+    @contextlib.contextmanager
+    def held(self, table: torch.Tensor) -> Iterator[None]:
+        """`prompts()` returns `table` inside: a joint step computes the table once, runs its rows through the LM
+        in several passes against a detached copy, then backpropagates the copy's gradient into the encoders
+        once (one encoder forward and backward per step, and one dropout draw, as in separate training)."""
+        self._held = table
+        try:
+            yield
+        finally:
+            self._held = None
+
     def prompts(self) -> torch.Tensor:
         """`(sum of sizes, token_dim)`: each active encoder's prompts in its block, zeros for the others."""
+        if self._held is not None:
+            return self._held
         key = None
         if not torch.is_grad_enabled() and not self.training:  # evaluation: the same table for every batch
             key = (frozenset(self._active()), tuple(p._version for p in self.parameters()))

@@ -3,9 +3,9 @@
 Each unit keeps everything the single-unit loop (`repro.core.training.train`) would give it: its items, its
 data order (the same per-epoch permutation of its seed), its own optimizer and learning-rate schedule, its
 evaluation points, best-dev state, patience, and the restore of its best state at the end. What changes is
-the work: one joint step takes every active unit's next batch, runs them as one forward and one backward
-(the caller's `losses` returns each unit's mean loss; their sum is differentiated, so each unit's parameters
-get exactly their separate-training gradient), then steps every unit's optimizer. Units due for evaluation at
+the work: one joint step takes every active unit's next batch, runs them through the LM together (the caller's
+`losses` does forward and backward: each unit's parameters get the gradient of that unit's mean loss, exactly
+their separate-training gradient), then steps every unit's optimizer. Units due for evaluation at
 a step are evaluated together (`evaluate` gets their indices). A unit that finishes (last step or patience)
 leaves the batch; `on_done` gets it at once (with its best state restored), so a driver can test and write it.
 
@@ -39,13 +39,16 @@ from repro.core.training import (
     eval_due,
     record_evaluation,
     total_steps_of,
+    training_kernels,
 )
 from repro.errors import ConfigError
 
 CHECKPOINT = "joint_state.pt"
 
-# [(unit index, its batch of items)] -> each unit's mean loss over its batch, in the same order
-LossFn = Callable[[list[tuple[int, list[Any]]]], list[torch.Tensor]]
+# [(unit index, its batch of items)] -> each unit's mean loss over its batch, in the same order, after
+# accumulating into each unit's parameters the gradient of that mean (forward and backward: the caller may
+# split the rows into several passes, e.g. by length, as long as each unit's gradient is that of its mean)
+LossFn = Callable[[list[tuple[int, list[Any]]]], list[float]]
 # unit indices -> each unit's dev score (higher is better), in the same order
 EvalFn = Callable[[list[int]], list[float]]
 # (finished unit indices, their outcomes): called once per step at which units finish, best states restored
@@ -88,7 +91,7 @@ class _Runner:
     def next_batch(self) -> list[Any]:
         return [self.unit.items[i] for i in self.batches()[self.state.batch_in_epoch]]
 
-    def step(self, loss: torch.Tensor) -> bool:
+    def step(self, loss: float) -> bool:
         """The optimizer step and loop bookkeeping after a backward; True when an evaluation is due."""
         config, state = self.unit.config, self.state
         if config.max_grad_norm:
@@ -98,7 +101,7 @@ class _Runner:
             self.scheduler.step()
         state.step += 1
         state.batch_in_epoch += 1
-        state.last_loss = float(loss.detach())
+        state.last_loss = float(loss)
         end_of_epoch = state.batch_in_epoch == len(self.batches())
         due = eval_due(config, state.step, end_of_epoch)
         if end_of_epoch:
@@ -168,11 +171,11 @@ def train_joint(
         parts = [(r.index, r.next_batch()) for r in active]
         for r in active:
             r.optimizer.zero_grad(set_to_none=True)
-        unit_losses = losses(parts)
-        torch.stack([loss.float() for loss in unit_losses]).sum().backward()
+        with training_kernels(next(iter(active[0].unit.params.values())).device):
+            unit_losses = losses(parts)
         due = [r for r, loss in zip(active, unit_losses) if r.step(loss)]
         bar.update(1)
-        bar.set_postfix(units=len(active), loss=f"{sum(float(x.detach()) for x in unit_losses) / len(active):.3f}")
+        bar.set_postfix(units=len(active), loss=f"{sum(unit_losses) / len(active):.3f}")
         if not due:
             continue
         model.eval()

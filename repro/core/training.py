@@ -9,6 +9,7 @@ gives the same numbers as an uninterrupted one.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
 import json
@@ -163,7 +164,8 @@ def train(
         while state.batch_in_epoch < len(batches) and state.step < total_steps:
             model.train()
             optimizer.zero_grad(set_to_none=True)
-            loss = loss_fn([items[i] for i in batches[state.batch_in_epoch]])
+            with training_kernels(trainable[0].device if trainable else torch.device("cpu")):
+                loss = loss_fn([items[i] for i in batches[state.batch_in_epoch]])
             loss.backward()
             if config.max_grad_norm:
                 torch.nn.utils.clip_grad_norm_(trainable, config.max_grad_norm)
@@ -211,6 +213,17 @@ class _LoopState:
     last_loss: float = math.nan
     history: list = field(default_factory=list)
     best_state: Optional[dict] = None
+
+
+def training_kernels(device: torch.device):
+    """The attention kernel of training forwards. On CPU, scaled-dot-product attention's default (flash) kernel
+    has a slow backward for short sequences: SmolLM2-135M, 64 LAMA facts of ~14 tokens in bf16, spends ~2.2 s
+    CPU in it against ~0.6 s with the math kernel (the forward costs the same). Evaluation keeps the default."""
+    if device.type != "cpu":
+        return contextlib.nullcontext()
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    return sdpa_kernel([SDPBackend.MATH])
 
 
 def total_steps_of(n_items: int, config: TrainConfig) -> int:

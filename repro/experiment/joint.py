@@ -30,6 +30,33 @@ from repro.scorers.base import Scorer, ScorerContext, make_scorer
 from tasks.base import Example, Task
 
 
+CHUNK_TOKENS = 2048  # padded tokens per forward of a joint training step (rows sorted by length)
+
+
+def item_length(item: Any) -> int:
+    """Tokens of a training item: a rendered input, or the longest of a labelled item's inputs."""
+    rendered = getattr(item, "rendered", item)
+    if isinstance(rendered, tuple):
+        return max(len(r.input_ids) for r in rendered)
+    return len(rendered.input_ids)
+
+
+def length_chunks(items: Sequence[Any], max_tokens: int, *, key: Callable[[Any], int]) -> list[list[int]]:
+    """Indices of `items` sorted by length (stable) and cut so that rows x longest row <= max_tokens (at least
+    one row per chunk)."""
+    order = sorted(range(len(items)), key=lambda i: key(items[i]))
+    chunks: list[list[int]] = []
+    current: list[int] = []
+    for i in order:
+        if current and (len(current) + 1) * key(items[i]) > max_tokens:
+            chunks.append(current)
+            current = []
+        current.append(i)
+    if current:
+        chunks.append(current)
+    return chunks
+
+
 @dataclass
 class Member:
     """One unit of a joint run: its name, task, template (pattern variant) and seed."""
@@ -116,14 +143,29 @@ def fit_together(joint: JointModel, members: Sequence[Member], train_lists: Sequ
     units = [JointUnit(m.name, dict(stack.encoders[i].named_parameters()), items[i], replace(train_config, seed=m.seed))
              for i, m in enumerate(members)]
 
-    def losses(parts: list[tuple[int, list[Any]]]) -> list[torch.Tensor]:
+    def losses(parts: list[tuple[int, list[Any]]]) -> list[float]:
+        """Every unit's rows, sorted by length and cut into passes of about CHUNK_TOKENS tokens (little
+        padding); each row's loss weighted by 1 / its unit's batch size, so each encoder's accumulated gradient
+        is that of its unit's mean loss."""
         stack.active = {i for i, _ in parts}
-        rows = scorers[parts[0][0]].row_losses([x for _, batch in parts for x in batch])  # type: ignore[attr-defined]
-        out, start = [], 0
-        for _, batch in parts:
-            out.append(rows[start : start + len(batch)].mean())
-            start += len(batch)
-        return out
+        rows = [(slot, item) for slot, (_, batch) in enumerate(parts) for item in batch]
+        sizes = [len(batch) for _, batch in parts]
+        totals = [0.0] * len(parts)
+        row_losses = scorers[parts[0][0]].row_losses  # type: ignore[attr-defined]
+        table = stack.prompts()
+        held = table.detach().requires_grad_(True)
+        with stack.held(held):
+            for chunk in length_chunks([item for _, item in rows], CHUNK_TOKENS, key=item_length):
+                slots = torch.tensor([rows[k][0] for k in chunk])
+                values = row_losses([rows[k][1] for k in chunk])
+                weights = 1.0 / torch.tensor(sizes, dtype=values.dtype, device=values.device)[slots.to(values.device)]
+                (values * weights).sum().backward()
+                per_slot = torch.zeros(len(parts), dtype=torch.float64).index_add_(
+                    0, slots, (values.detach() * weights.detach()).double().cpu())
+                totals = [t + float(v) for t, v in zip(totals, per_slot)]
+        if held.grad is not None:
+            table.backward(held.grad)
+        return totals
 
     def evaluate(indices: list[int]) -> list[float]:
         stack.active = set(indices)
