@@ -279,3 +279,28 @@ def test_run_lama_joint_pass_resumes_after_an_interruption(load_tiny, shared_dat
         strip = lambda d: {k: v for k, v in d.items() if k not in PROVENANCE}  # noqa: E731
         assert strip(resumed[rel]) == strip(straight[rel])  # same batches: exactly the same numbers
     assert not runs.exists()
+
+
+# ------------------------------------------------------------------------------------------------ SuperGLUE seeds
+def test_superglue_frozen_seeds_train_jointly_with_the_numbers_of_one_at_a_time(load_tiny, shared_data, tmp_path,
+                                                                                monkeypatch):
+    from repro.experiment.superglue import run_superglue
+    from repro.experiment.superglue_config import SuperGLUEConfig
+
+    def config(sequential: bool) -> SuperGLUEConfig:
+        cfg = SuperGLUEConfig(task="cb", method="ptuning-frozen", preset="cpu", seeds=[42, 43, 44], max_train=6,
+                              max_dev=4, max_eval=8, dtype="float32", sequential=sequential)
+        cfg.train = replace(cfg.train, max_steps=4, batch_size=2, eval_every_steps=2, lr_encoder=1e-2)
+        return cfg
+
+    results = {}
+    for sequential in (True, False):
+        where = tmp_path / str(sequential)
+        results[sequential] = run_superglue(config(sequential), root=shared_data, results_root=where / "results",
+                                            runs_root=where / "runs", backbone=load_tiny("gpt2"), quiet=True)["cb"]
+    seq, joint = results[True], results[False]
+    assert joint["seeds"] == seq["seeds"] and joint["mean"] == seq["mean"]
+    assert joint["training"] == seq["training"]  # best steps, dev scores, steps (history is kept per seed)
+    seed_files = sorted((tmp_path / "False" / "runs").rglob("seed*.json"))
+    assert len(seed_files) == 3 and all(json.loads(p.read_text())["shared_pass"]["seeds"] == 3 for p in seed_files)
+    assert not list((tmp_path / "False" / "runs").rglob("joint_state.pt"))
