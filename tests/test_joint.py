@@ -9,7 +9,6 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-import torch
 
 import tiny
 from repro.core.template import Template
@@ -27,7 +26,8 @@ PTUNING = get_method("ptuning", "lama")
 # Different sizes, seeds and templates (prompt counts), evaluated per epoch: the units end at different steps.
 UNITS = [("A", 8, 34, "[P*3] {sub} [P*3] [MASK]"), ("B", 20, 35, "[P*2] {sub} [MASK]"),
          ("C", 36, 36, "[P*3] {sub} [P*3] [MASK]")]
-MASKED_TEMPLATES = {"[P*3] {sub} [P*3] [MASK]": "[P*3] {sub} [P*3] [MASK] [P*3]", "[P*2] {sub} [MASK]": "[P*2] {sub} [MASK]"}
+MASKED_TEMPLATES = {"[P*3] {sub} [P*3] [MASK]": "[P*3] {sub} [P*3] [MASK] [P*3]",
+                    "[P*2] {sub} [MASK]": "[P*2] {sub} [MASK]"}
 TRAIN = TrainConfig(optimizer="adam", lr_encoder=3e-2, schedule="linear", warmup_ratio=0.25, batch_size=4, max_epochs=3,
                     patience=2, seed=0)
 
@@ -49,8 +49,8 @@ def _setup(backbone, *, dtype="float32"):
         relation = lama_data.Relation(name, name, "[X] is [Y] .")
         spec = text if backbone.is_causal else MASKED_TEMPLATES[text]
         offset = {"A": 0, "B": 7, "C": 13}[name]
-        facts = [Example(f"{name}:{i}", {"sub": words[(i + offset) % len(words)]}, words[(3 * i + offset + 1) % len(words)])
-                 for i in range(n)]
+        facts = [Example(f"{name}:{i}", {"sub": words[(i + offset) % len(words)]},
+                         words[(3 * i + offset + 1) % len(words)]) for i in range(n)]
         members.append(Member(name, lama_data.Lama(relation, vocab), Template.parse(spec), "ptuning", seed))
         data.append((facts, facts[: max(4, n // 3)], facts))
     config = LamaConfig(method="ptuning", dtype=dtype, eval_batch_size=8, train=TRAIN, relations=["P17"])
@@ -72,7 +72,8 @@ def _separately(backbone, members, data, config, train_config):
             return loss
 
         scorer.loss = recording
-        fitted = engine.fit(scorer, m.task, train, dev, train_config, m.seed, checkpoint_dir=None, desc=m.name, quiet=True)
+        fitted = engine.fit(scorer, m.task, train, dev, train_config, m.seed, checkpoint_dir=None, desc=m.name,
+                            quiet=True)
         out.append((fitted, losses, scorer.predict(test)))
     return out
 
@@ -127,7 +128,8 @@ def test_joint_training_equals_separate_training(load_tiny, monkeypatch, name):
     fitted, losses, predictions = _jointly(backbone, members, data, config, TRAIN, monkeypatch, done_log=done_log)
     steps = [f["steps"] for f in fitted]
     assert len(set(steps)) == len(steps)  # the units left the joint batch at different steps
-    assert [names for names in done_log] == [[members[i].name] for i in sorted(range(len(steps)), key=steps.__getitem__)]
+    by_end = sorted(range(len(steps)), key=steps.__getitem__)
+    assert done_log == [[members[i].name] for i in by_end]  # each handed over as it finished
     for i, (sep_fit, sep_losses, sep_pred) in enumerate(separate):
         assert losses[i] == pytest.approx(sep_losses, rel=1e-5)  # fp32 rounding (padding differs), carried by Adam
         assert len(losses[i]) == sep_fit["steps"] == fitted[i]["steps"]

@@ -109,7 +109,8 @@ class RunConfig:
     SCHEDULING: ClassVar[tuple[str, ...]] = ("sequential",)
 
     def to_dict(self) -> dict[str, Any]:
-        data = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "train" and f.name not in self.SCHEDULING}
+        data = {f.name: getattr(self, f.name) for f in fields(self)
+                if f.name != "train" and f.name not in self.SCHEDULING}
         data["train"] = asdict(self.train)
         return data
 

@@ -360,8 +360,8 @@ class RelationUnit:
         config = self.config
         train_kept, train_dropped = self.examples("train")
         dev_kept, dev_dropped = self.examples("dev")
-        return TrainDev(subset(train_kept, config.max_train, config.seed), subset(dev_kept, config.max_dev, config.seed + 1),
-                        train_dropped, dev_dropped)
+        return TrainDev(subset(train_kept, config.max_train, config.seed),
+                        subset(dev_kept, config.max_dev, config.seed + 1), train_dropped, dev_dropped)
 
     def train(self, scorer, task: Lama) -> dict[str, Any]:
         data = self.train_dev()
