@@ -260,7 +260,8 @@ def _evaluate_point(state: _LoopState, model, evaluate, config: TrainConfig) -> 
 def record_evaluation(state: _LoopState, score: float, config: TrainConfig,
                       snapshot: Callable[[], dict[str, torch.Tensor]]) -> None:
     """Log a dev score; keep the trainable state (`snapshot()`) when it is the best so far; count evaluations
-    without gain towards early stopping. Shared by the single-unit loop and the joint one (`repro.core.joint`)."""
+    without gain towards early stopping. Shared by the single-unit loop and the joint one (`repro.core.joint`):
+    the rule deciding a gain (ties included) lives here only, so any option on it applies to both."""
     state.history.append({"step": state.step, "epoch": state.epoch, "dev": score, "loss": state.last_loss})
     if score > state.best_score:
         state.best_score, state.best_step, state.best_epoch = score, state.step, state.epoch
