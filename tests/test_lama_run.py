@@ -83,7 +83,8 @@ class Interrupted(Exception):
 
 
 def test_interrupted_run_resumes_with_identical_results(load_tiny, shared_data, tmp_path, monkeypatch):
-    straight = _run(load_tiny, "gpt2", _config("ptuning"), shared_data, tmp_path / "straight")
+    """The one-relation-at-a-time loop (tests/test_joint.py resumes the joint pass)."""
+    straight = _run(load_tiny, "gpt2", _config("ptuning", sequential=True), shared_data, tmp_path / "straight")
 
     real_train = engine.train
     calls = {"n": 0}
@@ -101,14 +102,14 @@ def test_interrupted_run_resumes_with_identical_results(load_tiny, shared_data, 
 
     monkeypatch.setattr(engine, "train", interrupting_train)
     with pytest.raises(Interrupted):
-        _run(load_tiny, "gpt2", _config("ptuning"), shared_data, tmp_path / "resumed")
+        _run(load_tiny, "gpt2", _config("ptuning", sequential=True), shared_data, tmp_path / "resumed")
     out = tmp_path / "resumed" / "results" / "lama" / "gpt2" / "ptuning-29k"
     assert (out / "P101.json").is_file() and not (out / "P1376.json").exists() and not (out / "summary.json").exists()
     assert (tmp_path / "resumed" / "runs" / "lama" / "gpt2" / "ptuning-29k" / "P1376" / "train_state.pt").is_file()
     monkeypatch.setattr(engine, "train", real_train)
 
     first_done = (out / "P101.json").read_text()
-    resumed = _run(load_tiny, "gpt2", _config("ptuning"), shared_data, tmp_path / "resumed")
+    resumed = _run(load_tiny, "gpt2", _config("ptuning", sequential=True), shared_data, tmp_path / "resumed")
     assert (out / "P101.json").read_text() == first_done  # a finished relation is not recomputed
     for rel in RELATIONS:
         assert resumed["relations"][rel] == straight["relations"][rel]

@@ -15,7 +15,7 @@ class Batch:
     input_ids: torch.Tensor  # (B, L)
     attention_mask: torch.Tensor  # (B, L)
     token_type_ids: torch.Tensor  # (B, L)
-    prompt_index: torch.Tensor  # (B, L): prompt token j at its position, -1 elsewhere
+    prompt_index: torch.Tensor  # (B, L): prompt token j (+ the row's prompt_offset) at its position, -1 elsewhere
     target_positions: torch.Tensor  # (B, T): where target logits are read (0 where padded)
     target_mask: torch.Tensor  # (B, T) bool: real target slots
     target_ids: Optional[torch.Tensor]  # (B, T) gold target ids, -100 where padded; None if unknown
@@ -43,7 +43,7 @@ def collate(examples: Sequence[Rendered], pad_id: int) -> Batch:
         types.append(ex.token_type_ids + [0] * pad)
         row = [-1] * length
         for j, position in enumerate(ex.prompt_positions):
-            row[position] = j
+            row[position] = j + ex.prompt_offset
         prompt_index.append(row)
         t_pad = n_targets - len(ex.target_positions)
         positions.append(ex.target_positions + [0] * t_pad)

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import inspect
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable, Iterator, Optional, Sequence
 
 import torch
@@ -163,6 +163,16 @@ def target_loss(model: PromptedLM, rendered: Sequence[Rendered]) -> torch.Tensor
     return model.loss(collate_for(model, rendered).to(model.lm.device))
 
 
+def target_row_losses(model: PromptedLM, rendered: Sequence[Rendered]) -> torch.Tensor:
+    """`(B,)` per-example cross-entropy of the gold target ids over the full vocabulary, averaged over each
+    row's target tokens, one batch, with gradients: the rows of `target_loss`, for joint training
+    (`repro.core.joint`), where each unit's loss is the mean over its own rows."""
+    batch = collate_for(model, rendered).to(model.lm.device)
+    nll = -gather_target_log_probs(model.target_log_probs(batch), batch.target_ids)
+    counts = (batch.target_ids >= 0).sum(dim=1).clamp(min=1)
+    return nll.sum(dim=1) / counts
+
+
 def token_log_probs(model: PromptedLM, rendered: Sequence[Rendered], *, batch_size: int = 16) -> list[torch.Tensor]:
     """Per input, the log-probability of each of its `target_ids` at its target positions, shape `(n_tokens,)`.
 
@@ -178,7 +188,7 @@ def token_log_probs(model: PromptedLM, rendered: Sequence[Rendered], *, batch_si
 
 # ------------------------------------------------------------------------------------------------ masked LMs
 def _without_targets(r: Rendered) -> Rendered:
-    return Rendered(r.input_ids, r.token_type_ids, r.prompt_positions, r.target_positions, None, r.truncated)
+    return replace(r, target_ids=None)
 
 
 def _untargeted_batch(model: PromptedLM, rendered: Sequence[Rendered]) -> Batch:
@@ -192,7 +202,7 @@ def _masked_log_probs(model: PromptedLM, rendered: Sequence[Rendered], batch_siz
     inputs: list[Rendered] = []
     users: dict[int, list[int]] = defaultdict(list)
     for i, r in enumerate(rendered):
-        key = (tuple(r.input_ids), tuple(r.prompt_positions), tuple(r.target_positions))
+        key = (tuple(r.input_ids), tuple(r.prompt_positions), r.prompt_offset, tuple(r.target_positions))
         if key not in unique:
             unique[key] = len(inputs)
             inputs.append(r)
@@ -257,11 +267,11 @@ def _split_prefixes(rendered: Sequence[Rendered]) -> tuple[list[Rendered], list[
         cut = r.target_positions[0] + 1
         if r.target_ids is None or r.input_ids[cut:] != list(r.target_ids[:-1]):
             raise ConfigError("causal candidate scoring needs inputs rendered with their target ids (teacher forcing)")
-        key = (tuple(r.input_ids[:cut]), tuple(r.prompt_positions))
+        key = (tuple(r.input_ids[:cut]), tuple(r.prompt_positions), r.prompt_offset)
         if key not in index:
             index[key] = len(prefixes)
             prefixes.append(Rendered(r.input_ids[:cut], r.token_type_ids[:cut], list(r.prompt_positions), [cut - 1],
-                                     None))
+                                     None, prompt_offset=r.prompt_offset))
         continuations.append(_Continuation(index[key], list(r.input_ids[cut:]), list(r.target_ids)))
     return prefixes, continuations
 

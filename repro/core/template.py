@@ -315,7 +315,9 @@ class Template:
 
 @dataclass
 class Rendered:
-    """One rendered example. `prompt_positions[j]` holds prompt token j; targets are read at `target_positions`."""
+    """One rendered example. `prompt_positions[j]` holds prompt token j; targets are read at `target_positions`.
+    `prompt_offset`: where this example's prompt tokens start in the model's prompt table (non-zero only when
+    several units' encoders share one frozen LM, `repro.core.encoder_stack`)."""
 
     input_ids: list[int]
     token_type_ids: list[int]
@@ -323,6 +325,7 @@ class Rendered:
     target_positions: list[int]
     target_ids: Optional[list[int]]
     truncated: int = 0
+    prompt_offset: int = 0
 
 
 @dataclass(frozen=True)

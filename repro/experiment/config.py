@@ -72,6 +72,10 @@ class RunConfig:
     fidelity_items: dict[str, str] = field(default_factory=dict, metadata={
         "help": "override one fidelity item, ITEM=VALUE, repeatable, e.g. tie_break=last (see repro/fidelity.py)",
         "flag": "--fidelity-item"})
+    sequential: bool = field(default=False, metadata={
+        "help": "one unit at a time, even where units could share one frozen LM's passes (P-tuning on a frozen "
+                "LM trains all relations/seeds jointly by default; MP evaluates all relations in one pass); "
+                "the same numbers by design, so not part of the fingerprint"})
 
     def __post_init__(self) -> None:
         get_method(self.method, self.BENCHMARK)
@@ -114,8 +118,12 @@ class RunConfig:
     def resolved_encoder_hidden(self, dim: int) -> int:
         return self.encoder_hidden or self.default_encoder_hidden(dim)
 
+    # How units are scheduled, not what they compute: left out of the serialised config (and so of fingerprints).
+    SCHEDULING: ClassVar[tuple[str, ...]] = ("sequential",)
+
     def to_dict(self) -> dict[str, Any]:
-        data = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "train"}
+        data = {f.name: getattr(self, f.name) for f in fields(self)
+                if f.name != "train" and f.name not in self.SCHEDULING}
         data["train"] = asdict(self.train)
         data["fidelity_choices"] = self.choices.to_dict()
         return data

@@ -8,6 +8,12 @@ its pretrained weights before each relation), pick the best-dev epoch, and take 
 allowed vocabulary. One `Pxx.json` per relation and a `summary.json` with macro (mean over relations, as the
 paper's tables) and micro (over facts) P@1. A finished relation is never recomputed; an interrupted one
 resumes from its last checkpoint under `runs/` with the same numbers.
+
+Scheduling (not part of what decides the numbers): methods that train a prompt encoder on a frozen LM
+(P-tuning) train all pending relations jointly, each batch holding every relation's next facts, each relation's
+prompt positions read from its own encoder (`repro.experiment.joint`); MP scores all relations' test facts in
+one pass; methods that train the LM (FT, MP+FT) run one relation at a time. `--sequential` forces one relation
+at a time for every method.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from repro.errors import ConfigError
 from repro import fidelity as fid
 from repro.experiment.config import RunConfig, fingerprint, resolve_limit
 from repro.experiment.engine import PristineLM, Workspace, build_scorer, fit, load_finished, subset
+from repro.experiment.joint import Member, build_joint, can_train_jointly, fit_together, predict_together
 from repro.methods import Method, Style
 from repro.results import LAMA_RELATION_SCHEMA, LAMA_SUMMARY_SCHEMA, RunRecord, write_result
 from tasks import lama as lama_data
@@ -192,21 +199,110 @@ def run_lama(config: LamaConfig, *, backbone: Optional[Backbone] = None, **where
     runs_dir = ws.runs_root / "lama" / backbone.name / run_name(config)
 
     per_relation: dict[str, dict[str, Any]] = {}
-    for relation in tqdm(relations, desc=f"{config.method} {backbone.name}", disable=quiet, unit="rel"):
-        path = out_dir / f"{relation.id}.json"
-        done = load_finished(path, "config_fingerprint", config.fingerprint())
+    pending: list[RelationUnit] = []
+    for relation in relations:
+        done = load_finished(out_dir / f"{relation.id}.json", "config_fingerprint", config.fingerprint())
         if done is None:
-            pristine.reset()
-            unit = RelationUnit(relation, method, backbone, vocab, root, config, runs_dir / relation.id, quiet)
-            result, seconds = unit.run()
-            done = record.stamp(result, wall_time_s=seconds)
-            write_result(path, done)
-            shutil.rmtree(runs_dir / relation.id, ignore_errors=True)
-        per_relation[relation.id] = done
+            pending.append(RelationUnit(relation, method, backbone, vocab, root, config, runs_dir / relation.id, quiet))
+        else:
+            per_relation[relation.id] = done
 
+    def finish(unit: RelationUnit, result: dict[str, Any], seconds: float) -> None:
+        """Write a relation's result as soon as it is known (a rerun skips it)."""
+        done = record.stamp(result, wall_time_s=seconds)
+        write_result(out_dir / f"{unit.relation.id}.json", done)
+        shutil.rmtree(unit.run_dir, ignore_errors=True)
+        per_relation[unit.relation.id] = done
+
+    shares_lm = not method.trains_backbone and not config.sequential and pending
+    if shares_lm and method.zero_shot:
+        _evaluate_together(pending, backbone, config, finish)
+    elif shares_lm and can_train_jointly(method, config.train):
+        _train_together(pending, backbone, config, runs_dir / JOINT_DIR, finish)
+    else:
+        for unit in tqdm(pending, desc=f"{config.method} {backbone.name}", disable=quiet, unit="rel"):
+            pristine.reset()
+            finish(unit, *unit.run())
+
+    per_relation = {r.id: per_relation[r.id] for r in relations}
     summary = _summary(per_relation, config, backbone, vocab, record)
     write_result(out_dir / "summary.json", summary)
     return summary
+
+
+JOINT_DIR = "_joint"  # under the run's folder in runs/: the checkpoint of a joint pass
+
+
+def _shared_pass(n_relations: int, seconds: float) -> dict[str, Any]:
+    """What a result computed in a pass shared by several relations records about it (its `wall_time_s` is its
+    share: the pass's seconds so far over its relations)."""
+    return {"relations": n_relations, "wall_time_s": round(seconds, 2)}
+
+
+def _evaluate_together(units: list["RelationUnit"], backbone: Backbone, config: LamaConfig, finish) -> None:
+    """A zero-shot method (MP): every relation's test facts in one pass over the frozen LM (one allowed vocabulary,
+    each relation's own manual template)."""
+    started = time.perf_counter()
+    results = [u.header() for u in units]
+    members = [Member(u.relation.id, u.task(), u.template(), u.method.style.value, config.seed) for u in units]
+    joint = build_joint(members, units[0].method, backbone, config, max_length=None,
+                        options=units[0].scorer_options(), quiet=units[0].quiet)
+    tests = [u.examples("test")[0] for u in units]
+    predicted = predict_together(joint.scorers, tests, desc="test")
+    seconds = time.perf_counter() - started
+    for unit, result, test, preds in zip(units, results, tests, predicted):
+        unit.complete(result, test, preds, None)
+        result["shared_pass"] = _shared_pass(len(units), seconds)
+        finish(unit, result, seconds / len(units))
+
+
+def _train_together(units: list["RelationUnit"], backbone: Backbone, config: LamaConfig, checkpoint_dir: Path,
+                    finish) -> None:
+    """P-tuning on a frozen LM: every trainable relation's encoder in one joint pass (`repro.experiment.joint`);
+    a relation is tested and written as soon as it finishes (relations that finish together share the test pass)."""
+    started = time.perf_counter()
+    ready: list[tuple[RelationUnit, dict[str, Any]]] = []
+    for unit in units:
+        result = unit.header()
+        reason = unit.untrainable()
+        if reason is not None:
+            result.update(p_at_1=None, correct=None, skipped=reason)
+            finish(unit, result, 0.0)
+        else:
+            ready.append((unit, result))
+    if not ready:
+        return
+    quiet = ready[0][0].quiet
+    members = [Member(u.relation.id, u.task(), u.template(), u.method.style.value, config.seed) for u, _ in ready]
+    joint = build_joint(members, ready[0][0].method, backbone, config, max_length=None,
+                        options=ready[0][0].scorer_options(), quiet=quiet)
+    data = [u.train_dev() for u, _ in ready]
+    tests = [u.examples("test")[0] for u, _ in ready]
+
+    def on_done(indices: list[int], fitted: list[dict[str, Any]]) -> None:
+        predicted = predict_together([joint.scorers[i] for i in indices], [tests[i] for i in indices], desc="test")
+        seconds = time.perf_counter() - started
+        for i, fit_record, preds in zip(indices, fitted, predicted):
+            unit, result = ready[i]
+            unit.complete(result, tests[i], preds, unit.training_record(fit_record, data[i]))
+            result["shared_pass"] = _shared_pass(len(ready), seconds)
+            finish(unit, result, seconds / len(ready))
+
+    fit_together(joint, members, [d.train for d in data], [d.dev for d in data], config.train,
+                 checkpoint_dir=checkpoint_dir, on_done=on_done,
+                 desc=f"{config.method} {backbone.name} ({len(ready)} relations jointly)", quiet=quiet,
+                 selection=config.choices.selection)
+    shutil.rmtree(checkpoint_dir, ignore_errors=True)
+
+
+@dataclass
+class TrainDev:
+    """A relation's training and model-selection facts, and how many of each were dropped (object not allowed)."""
+
+    train: list[Example]
+    dev: list[Example]
+    train_dropped: int
+    dev_dropped: int
 
 
 @dataclass
@@ -227,37 +323,45 @@ class RelationUnit:
         kept, dropped = lama_data.filter_facts(lama_data.load_facts(self.root, self.relation, split), self.vocab)
         return Lama.facts_as_examples(kept, split), len(dropped)
 
-    def run(self) -> tuple[dict[str, Any], float]:
-        """(the relation's result, seconds it took)."""
-        started = time.perf_counter()
-        relation, config, backbone = self.relation, self.config, self.backbone
-        template = method_template(self.method, relation, backbone, config)
-        task = Lama(relation, self.vocab)
+    def template(self) -> Template:
+        return method_template(self.method, self.relation, self.backbone, self.config)
+
+    def task(self) -> Lama:
+        return Lama(self.relation, self.vocab)
+
+    def header(self) -> dict[str, Any]:
+        """The result's fields known before any training or scoring."""
+        relation, config = self.relation, self.config
         test, test_dropped = self.examples("test")
-        result: dict[str, Any] = {
+        return {
             "schema": LAMA_RELATION_SCHEMA,
             "config": config.to_dict(),
             "config_fingerprint": config.fingerprint(),
-            "backbone_name": backbone.name,
+            "backbone_name": self.backbone.name,
             "relation": relation.id,
             "relation_label": relation.label,
-            "template": str(template),
+            "template": str(self.template()),
             "kept": len(test),
             "dropped": test_dropped,
             "partial": relation.test_partial is not None,
             "partial_reason": relation.test_partial,
         }
-        if self.method.trains:
-            missing = [s for s in ("train", "dev") if not lama_data.has_split(self.root, relation, s)]
-            if missing:
-                reasons = "; ".join(f"{s}: {relation.split_status(s) or 'file not found'}" for s in missing)
-                result.update(p_at_1=None, correct=None,
-                              skipped=f"cannot train without {' and '.join(missing)} ({reasons})")
-                return result, time.perf_counter() - started
-        scorer = build_scorer(task, self.method, backbone, template, self.method.style.value, config, config.seed,
-                              max_length=None, quiet=self.quiet, options={"label_shift": config.choices.label_shift})
-        training = self.train(scorer, task) if self.method.trains else None
-        predicted = scorer.predict(test, desc=f"{relation.id} test")
+
+    def untrainable(self) -> Optional[str]:
+        """Why a trained method cannot run on this relation (a split missing), else None."""
+        if not self.method.trains:
+            return None
+        relation = self.relation
+        missing = [s for s in ("train", "dev") if not lama_data.has_split(self.root, relation, s)]
+        if not missing:
+            return None
+        reasons = "; ".join(f"{s}: {relation.split_status(s) or 'file not found'}" for s in missing)
+        return f"cannot train without {' and '.join(missing)} ({reasons})"
+
+    def complete(self, result: dict[str, Any], test: list[Example], predicted: list[int],
+                 training: Optional[dict[str, Any]]) -> None:
+        """Add test P@1 (and the training record) to `result`."""
+        task = self.task()
         gold = task.gold_ids(test)
         result.update(p_at_1=task.score(test, predicted)["p_at_1"] if gold else None,
                       correct=sum(int(p == g) for p, g in zip(predicted, gold)))
@@ -265,19 +369,49 @@ class RelationUnit:
             result["skipped"] = "no test fact has an object in the allowed vocabulary"
         if training is not None:
             result["training"] = training
+
+    def run(self) -> tuple[dict[str, Any], float]:
+        """This relation alone: (its result, seconds it took)."""
+        started = time.perf_counter()
+        config = self.config
+        result = self.header()
+        reason = self.untrainable()
+        if reason is not None:
+            result.update(p_at_1=None, correct=None, skipped=reason)
+            return result, time.perf_counter() - started
+        task, template = self.task(), self.template()
+        scorer = build_scorer(task, self.method, self.backbone, template, self.method.style.value, config, config.seed,
+                              max_length=None, quiet=self.quiet, options=self.scorer_options())
+        training = self.train(scorer, task) if self.method.trains else None
+        test = self.examples("test")[0]
+        self.complete(result, test, scorer.predict(test, desc=f"{self.relation.id} test"), training)
         return result, time.perf_counter() - started
 
-    def train(self, scorer, task: Lama) -> dict[str, Any]:
+    def scorer_options(self) -> dict[str, Any]:
+        """The vocab scorer's fidelity option: where the GPT loss trains (`label_shift`)."""
+        return {"label_shift": self.config.choices.label_shift}
+
+    def train_dev(self) -> TrainDev:
+        """The seeded training and dev subsets of the preset (max_train, max_dev)."""
         config = self.config
         train_kept, train_dropped = self.examples("train")
         dev_kept, dev_dropped = self.examples("dev")
-        train_examples = subset(train_kept, config.max_train, config.seed)
-        dev_examples = subset(dev_kept, config.max_dev, config.seed + 1)
-        fitted = fit(scorer, task, train_examples, dev_examples, config.train, config.seed, checkpoint_dir=self.run_dir,
-                     desc=f"{self.relation.id} train", quiet=self.quiet, selection=config.choices.selection)
+        return TrainDev(subset(train_kept, config.max_train, config.seed),
+                        subset(dev_kept, config.max_dev, config.seed + 1), train_dropped, dev_dropped)
+
+    def train(self, scorer, task: Lama) -> dict[str, Any]:
+        data = self.train_dev()
+        fitted = fit(scorer, task, data.train, data.dev, self.config.train, self.config.seed,
+                     checkpoint_dir=self.run_dir, desc=f"{self.relation.id} train", quiet=self.quiet,
+                     selection=self.config.choices.selection)
+        return self.training_record(fitted, data)
+
+    @staticmethod
+    def training_record(fitted: dict[str, Any], data: TrainDev) -> dict[str, Any]:
+        """What a relation's result records about its training (from `engine.fit`'s record)."""
         return {
-            "n_train": fitted["n_train"], "n_train_dropped": train_dropped,
-            "n_dev": fitted["n_dev"], "n_dev_dropped": dev_dropped,
+            "n_train": fitted["n_train"], "n_train_dropped": data.train_dropped,
+            "n_dev": fitted["n_dev"], "n_dev_dropped": data.dev_dropped,
             "best_dev_p_at_1": fitted["best_dev"], "best_epoch": fitted["best_epoch"], "best_step": fitted["best_step"],
             "steps": fitted["steps"], "stopped_early": fitted["stopped_early"], "history": fitted["history"],
         }

@@ -38,6 +38,7 @@ from repro.core.training import rng_state, set_rng_state, set_seed
 from repro.data import data_root, partial_status, require
 from repro.errors import ConfigError
 from repro.experiment.engine import PristineLM, Workspace, build_scorer, evaluate, fit, load_finished, subset
+from repro.experiment.joint import Member, build_joint, can_train_jointly, fit_together, predict_together
 from repro.experiment.superglue_config import SuperGLUEConfig
 from repro.methods import Method
 from repro.metrics import mean_std
@@ -237,6 +238,50 @@ class Engine:
         mode = self.run.config.checkpoint
         return mode == "always" or (mode == "auto" and not self.run.method.trains_backbone)
 
+    def train_seeds_together(self, variant: str, seeds: Sequence[int]) -> None:
+        """A prompt encoder on a frozen LM (P-tuning-frozen): the pending seeds' encoders train in one joint pass
+        (`repro.experiment.joint`), each seed written as it finishes; `seed_result` then finds them done. Task
+        kinds whose scorer cannot share passes (candidates, spans) are left to the one-seed loop."""
+        pending = [s for s in seeds
+                   if load_finished(self.seed_path(variant, s), "fingerprint", self.fingerprint, SUPERGLUE_SEED_SCHEMA)
+                   is None]
+        if len(pending) < 2:
+            return
+        started = time.perf_counter()
+        run, config = self.run, self.run.config
+        task = run.train_task
+        template = task.template(run.style, variant)
+        members = [Member(f"seed{s}", task, template, variant, s) for s in pending]
+        joint = build_joint(members, run.method, run.backbone, config, max_length=config.max_length,
+                            options=config.scorer_options, quiet=self.quiet)
+        if any(s.joint_key() is None for s in joint.scorers):
+            return
+        checkpoint = self.runs_dir / variant / "joint.train" if self._uses_checkpoints() else None
+
+        def on_done(indices: list[int], fitted: list[dict[str, Any]]) -> None:
+            scorers = [joint.scorers[i] for i in indices]
+            metrics: list[dict[str, Any]] = [{} for _ in indices]
+            for ev in self.data.evals:
+                predicted = predict_together(scorers, [ev.examples] * len(indices), desc=f"{ev.task.name} eval")
+                for k, preds in enumerate(predicted):
+                    metrics[k][ev.task.name] = ev.task.score(ev.examples, preds)
+            seconds = time.perf_counter() - started
+            for k, (i, training) in enumerate(zip(indices, fitted)):
+                seed = pending[i]
+                write_result(self.seed_path(variant, seed), {
+                    "schema": SUPERGLUE_SEED_SCHEMA, "fingerprint": self.fingerprint, "seed": seed, "pattern": variant,
+                    "template": str(template), "metrics": metrics[k], "training": training,
+                    "scoring": joint.scorers[i].describe(), "wall_time_s": round(seconds / len(pending), 2),
+                    "shared_pass": {"seeds": len(pending), "wall_time_s": round(seconds, 2)},
+                })
+
+        fit_together(joint, members, [self.data.train] * len(pending), [self.data.dev] * len(pending), config.train,
+                     checkpoint_dir=checkpoint, on_done=on_done,
+                     desc=f"{task.name} {variant} seeds {','.join(map(str, pending))} jointly", quiet=self.quiet,
+                     selection=config.choices.selection)
+        if checkpoint is not None:
+            shutil.rmtree(checkpoint, ignore_errors=True)
+
     def _compute(self, variant: str, seed: int) -> dict[str, Any]:
         started = time.perf_counter()
         run, config = self.run, self.run.config
@@ -288,6 +333,8 @@ def run_superglue(config: SuperGLUEConfig, *, backbone: Optional[Backbone] = Non
     else:
         variant = config.pattern or default_pattern(run)
         check_pattern(run, variant)
+    if not config.sequential and can_train_jointly(method, config.train):
+        engine.train_seeds_together(variant, run.seeds)
     per_seed = {}
     for seed in tqdm(run.seeds, desc=f"{train_task.name} {method.name} seeds", disable=quiet, unit="seed"):
         per_seed[seed] = engine.seed_result(variant, seed)

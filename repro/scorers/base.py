@@ -71,6 +71,7 @@ class ScorerContext:
     eval_batch_size: int
     quiet: bool = False
     options: dict[str, str] = field(default_factory=dict)  # the run's `scorer_options` (CLI --scorer-option)
+    prompt_offset: int = 0  # this unit's block in a shared prompt table (joint training: repro.core.encoder_stack)
 
     @property
     def causal(self) -> bool:
@@ -82,8 +83,11 @@ class ScorerContext:
 
     def render(self, example: Example, *, target_ids: Optional[Sequence[int]] = None) -> Rendered:
         """The example through the template for this backbone (a missing slot is a TemplateError naming it)."""
-        return self.template.render(self.tokenizer, example.values, causal=self.causal, target_ids=target_ids,
-                                    max_length=self.max_length)
+        rendered = self.template.render(self.tokenizer, example.values, causal=self.causal, target_ids=target_ids,
+                                        max_length=self.max_length)
+        if self.prompt_offset:
+            rendered.prompt_offset = self.prompt_offset
+        return rendered
 
 
 class Scorer(ABC):
@@ -107,6 +111,15 @@ class Scorer(ABC):
     def describe(self) -> dict[str, Any]:
         """What the results should record about the scoring (verbalizer ids, rule)."""
         return {}
+
+    # ------------------------------------------------------------ joint passes (optional; repro.experiment.joint)
+    # Scorers whose `joint_key()` is equal (and not None) score each row on its own with the same answer space,
+    # so rows of several units (each rendered with its own `prompt_offset`) can share one forward:
+    #   row_losses(items)      -> (B,) per-item losses whose mean is `loss(items)`
+    #   eval_inputs(examples)  -> model inputs;  predict_inputs(inputs) -> predictions (`predict` = the two)
+    def joint_key(self) -> Any:
+        """Equal keys: this scorer's `row_losses`/`predict_inputs` serve the other's items (None: never)."""
+        return None
 
 
 ScorerFactory = Callable[[ScorerContext], Scorer]

@@ -107,22 +107,40 @@ class VerbalizerScorer(Scorer):
         gold = torch.tensor([it.label for it in items], device=scores.device)
         return nn.functional.cross_entropy(scores, gold)
 
+    def row_losses(self, items: list[LabelledItem]) -> torch.Tensor:
+        """Per-example CE over the labels' scores (their mean is `loss`)."""
+        scores = self.label_scores(items)
+        gold = torch.tensor([it.label for it in items], device=scores.device)
+        return nn.functional.cross_entropy(scores, gold, reduction="none")
+
+    def joint_key(self) -> Any:
+        """The model and the verbalizer's token ids: same key, same answer space."""
+        return ("verbalizer", id(self.model), tuple(map(str, self.labels)), tuple(tuple(ids) for ids in self.word_ids))
+
+    def eval_inputs(self, examples: Sequence[Example]) -> list[Any]:
+        """One rendered input per example (one token per word), else one per example and label."""
+        if self.single_token:
+            return [self.ctx.render(ex) for ex in examples]
+        return [tuple(self.ctx.render(ex, target_ids=ids) for ids in self.word_ids) for ex in examples]
+
     @torch.no_grad()
-    def predict(self, examples: Sequence[Example], *, desc: str = "eval") -> list[Any]:
-        if not examples:
+    def predict_inputs(self, inputs: Sequence[Any], *, desc: str = "eval") -> list[Any]:
+        if not inputs:
             return []
         ctx = self.ctx
         if self.single_token:
-            rendered = [ctx.render(ex) for ex in examples]
-            best = argmax_candidates(self.model, rendered, self.candidate_ids, batch_size=ctx.eval_batch_size,
+            best = argmax_candidates(self.model, list(inputs), self.candidate_ids, batch_size=ctx.eval_batch_size,
                                      desc=desc, quiet=ctx.quiet).tolist()
         else:
-            flat = [ctx.render(ex, target_ids=ids) for ex in examples for ids in self.word_ids]
+            flat = [r for per_label in inputs for r in per_label]
             log_probs = answer_log_probs(self.model, flat, batch_size=ctx.eval_batch_size, desc=desc, quiet=ctx.quiet)
-            n = len(self.labels)
-            sums = torch.tensor([sum(lp) for lp in log_probs]).view(len(examples), n)
+            sums = torch.tensor([sum(lp) for lp in log_probs]).view(len(inputs), len(self.labels))
             best = sums.argmax(dim=1).tolist()
         return [self.labels[i] for i in best]
+
+    @torch.no_grad()
+    def predict(self, examples: Sequence[Example], *, desc: str = "eval") -> list[Any]:
+        return self.predict_inputs(self.eval_inputs(examples), desc=desc)
 
     def describe(self) -> dict[str, Any]:
         tok = self.ctx.tokenizer

@@ -13,7 +13,7 @@ from typing import Any, Sequence
 
 import torch
 
-from repro.core.inference import argmax_candidates, target_loss
+from repro.core.inference import argmax_candidates, target_loss, target_row_losses
 from repro.core.template import Rendered
 from repro.errors import ConfigError
 from repro.scorers.base import Scorer, ScorerContext, register_scorer
@@ -50,14 +50,28 @@ class VocabScorer(Scorer):
     def loss(self, items: list[Rendered]) -> torch.Tensor:
         return target_loss(self.model, items)
 
+    def row_losses(self, items: list[Rendered]) -> torch.Tensor:
+        """Per-fact CE (one target token each, so their mean is `loss`)."""
+        return target_row_losses(self.model, items)
+
     @torch.no_grad()
     def predict(self, examples: Sequence[Example], *, desc: str = "eval") -> list[int]:
-        if not examples:
+        return self.predict_inputs(self.eval_inputs(examples), desc=desc)
+
+    def eval_inputs(self, examples: Sequence[Example]) -> list[Rendered]:
+        return [self.render(ex) for ex in examples]
+
+    @torch.no_grad()
+    def predict_inputs(self, rendered: Sequence[Rendered], *, desc: str = "eval") -> list[int]:
+        if not rendered:
             return []
-        rendered = [self.render(ex) for ex in examples]
         best = argmax_candidates(self.model, rendered, self.vocab_ids, batch_size=self.ctx.eval_batch_size,
                                  desc=desc, quiet=self.ctx.quiet)
         return self.vocab_ids[best].tolist()
+
+    def joint_key(self) -> Any:
+        """The model and the allowed vocabulary (one object shared by a run's relations)."""
+        return ("vocab", id(self.model), id(self.ctx.task.vocab))
 
     def describe(self) -> dict[str, Any]:
         return {"scoring": "argmax of the logits within the allowed vocabulary at the target",
