@@ -17,22 +17,10 @@ from __future__ import annotations
 import statistics
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 
-
-def cpu_model() -> str:
-    """The CPU's model name (Linux /proc/cpuinfo), for every wall time a benchmark prints."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    import platform
-
-    return platform.processor() or platform.machine()
+from repro.results import cpu_model  # noqa: F401  (re-exported: the benchmarks print it)
 
 
 def matmul_peak_gflops(dtype: torch.dtype, size: int = 4096, repeats: int = 8) -> float:
