@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from machine import ModelShape, cpu_model, matmul_peak_gflops, rate_line  # noqa: E402
+from machine import ModelShape, cpu_model, matmul_peak_gflops, rate_line, write_report  # noqa: E402
 from repro.core.backbone import load_backbone  # noqa: E402
 from repro.core.model import PromptedLM  # noqa: E402
 from repro.data import data_root  # noqa: E402
@@ -181,12 +181,7 @@ def main() -> int:
         "speedup_train_cpu": results["separate"]["train_cpu_s"] / results["joint"]["train_cpu_s"],
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
     }
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2) + "\n")
-    text = format_report(report)
-    out.with_suffix(".txt").write_text(text + "\n")
-    print(text)
+    write_report(args.out, report, format_report(report))
     return 0
 
 

@@ -43,7 +43,7 @@ from repro.data import data_root  # noqa: E402
 from repro.core.model import PromptedLM  # noqa: E402
 from repro.ptuning import PromptEncoder, paper_lstm_config  # noqa: E402
 from repro.core.inference import EVAL_TOKENS, argmax_candidates  # noqa: E402
-from benchmarks.machine import ModelShape, cpu_model, matmul_peak_gflops, rate_line  # noqa: E402
+from benchmarks.machine import ModelShape, cpu_model, matmul_peak_gflops, rate_line, write_report  # noqa: E402
 from repro.core.template import Template  # noqa: E402
 from tasks import lama as lama_data  # noqa: E402
 
@@ -307,12 +307,7 @@ def main() -> int:
                            "peak_rss_mib": memory[k]} for k in step_times},
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
     }
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2) + "\n")
-    text = format_report(report)
-    out.with_suffix(".txt").write_text(text + "\n")
-    print(text)
+    write_report(args.out, report, format_report(report))
     return 0
 
 

@@ -14,9 +14,11 @@ again (weight gradients are not computed); with the LM trained, twice the forwar
 
 from __future__ import annotations
 
+import json
 import statistics
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
@@ -66,3 +68,12 @@ def rate_line(label: str, flops: float, seconds: float, peak_gflops: float) -> s
     """'label: X GFLOP/s, Y% of the measured peak'."""
     gflops = flops / seconds / 1e9
     return f"{label}: {gflops:.0f} GFLOP/s, {100 * gflops / peak_gflops:.0f}% of the measured peak ({peak_gflops:.0f})"
+
+
+def write_report(out: str | Path, report: dict, text: str) -> None:
+    """The benchmark's figures as JSON at `out` and its printed table next to it (.txt); prints the table."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    out.with_suffix(".txt").write_text(text + "\n")
+    print(text)
