@@ -36,7 +36,8 @@ from repro.core.training import (
     _scheduler,
     build_optimizer,
     epoch_batches,
-    eval_due,
+    load_tensors,
+    optimizer_step,
     record_evaluation,
     total_steps_of,
     training_kernels,
@@ -93,38 +94,16 @@ class _Runner:
 
     def step(self, loss: float) -> bool:
         """The optimizer step and loop bookkeeping after a backward; True when an evaluation is due."""
-        config, state = self.unit.config, self.state
-        if config.max_grad_norm:
-            torch.nn.utils.clip_grad_norm_(list(self.unit.params.values()), config.max_grad_norm)
-        self.optimizer.step()
-        if config.schedule == "linear":
-            self.scheduler.step()
-        state.step += 1
-        state.batch_in_epoch += 1
-        state.last_loss = float(loss)
-        end_of_epoch = state.batch_in_epoch == len(self.batches())
-        due = eval_due(config, state.step, end_of_epoch)
-        if end_of_epoch:
-            state.epoch += 1
-            state.batch_in_epoch = 0
-            if config.schedule == "exponential":
-                self.scheduler.step()
-        return due or state.step == self.total_steps
+        return optimizer_step(self.state, self.unit.config, self.optimizer, self.scheduler,
+                              list(self.unit.params.values()), float(loss), len(self.batches()), self.total_steps)
 
     def snapshot(self) -> dict[str, torch.Tensor]:
         return {name: p.detach().clone() for name, p in self.unit.params.items()}
 
     def finish(self) -> TrainOutcome:
-        state = self.state
-        if state.best_state is not None:
-            with torch.no_grad():
-                for name, value in state.best_state.items():
-                    self.unit.params[name].copy_(value)
-        self.outcome = TrainOutcome(
-            best_score=state.best_score, best_step=state.best_step, best_epoch=state.best_epoch, steps=state.step,
-            epochs_run=state.epoch, stopped_early=state.stopped_early, history=state.history,
-            resumed_from_step=self.resumed_from,
-        )
+        if self.state.best_state is not None:
+            load_tensors(self.unit.params, self.state.best_state)
+        self.outcome = self.state.outcome(self.resumed_from)
         return self.outcome
 
 
@@ -230,9 +209,7 @@ def _restore(path: Path, runners: list[_Runner], rng: Optional[UnitRNG]) -> set[
         r.state.best_state = copy.deepcopy(entry["best_state"])
         r.resumed_from = r.state.step
         if "trainable" in entry:
-            with torch.no_grad():
-                for name, value in entry["trainable"].items():
-                    r.unit.params[name].copy_(value)
+            load_tensors(r.unit.params, entry["trainable"])
             r.optimizer.load_state_dict(entry["optimizer"])
             r.scheduler.load_state_dict(entry["scheduler"])
         if rng is not None:

@@ -227,37 +227,43 @@ def train(
             with training_kernels(trainable[0].device if trainable else torch.device("cpu")):
                 loss = loss_fn([items[i] for i in batches[state.batch_in_epoch]])
             loss.backward()
-            if config.max_grad_norm:
-                torch.nn.utils.clip_grad_norm_(trainable, config.max_grad_norm)
-            optimizer.step()
-            if config.schedule == "linear":
-                scheduler.step()
-            state.step += 1
-            state.batch_in_epoch += 1
-            state.last_loss = float(loss.detach())
+            due = optimizer_step(state, config, optimizer, scheduler, trainable, float(loss.detach()), len(batches),
+                                 total_steps)
             bar.update(1)
             bar.set_postfix(loss=f"{state.last_loss:.3f}", best="/".join(f"{b:.2f}" for b in _components(state.best_score)))
-            end_of_epoch = state.batch_in_epoch == len(batches)
-            due = eval_due(config, state.step, end_of_epoch)
-            if end_of_epoch:
-                state.epoch += 1
-                state.batch_in_epoch = 0
-                if config.schedule == "exponential":
-                    scheduler.step()
-            if due or state.step == total_steps:
+            if due:
                 _evaluate_point(state, model, evaluate, config)
                 if ckpt is not None:
                     _save(ckpt, state, model, optimizer, scheduler, config)
-            if state.stopped_early or end_of_epoch:
+            if state.stopped_early or state.batch_in_epoch == 0:  # stopped, or a new epoch: new batches
                 break
     bar.close()
     if state.best_state is not None:
         _load_trainable(model, state.best_state)
-    return TrainOutcome(
-        best_score=state.best_score, best_step=state.best_step, best_epoch=state.best_epoch, steps=state.step,
-        epochs_run=state.epoch, stopped_early=state.stopped_early, history=state.history,
-        resumed_from_step=resumed_from,
-    )
+    return state.outcome(resumed_from)
+
+
+def optimizer_step(state: "_LoopState", config: TrainConfig, optimizer: torch.optim.Optimizer, scheduler,
+                   params: Sequence[torch.nn.Parameter], loss: float, n_batches: int, total_steps: int) -> bool:
+    """After a backward: clip, step the optimizer and the schedule, advance the loop position (`n_batches` in
+    this epoch); True at an evaluation point (`eval_due`, or the last step). Shared by `train` and the joint
+    loop (`repro.core.joint`), so both step and count alike."""
+    if config.max_grad_norm:
+        torch.nn.utils.clip_grad_norm_(list(params), config.max_grad_norm)
+    optimizer.step()
+    if config.schedule == "linear":
+        scheduler.step()
+    state.step += 1
+    state.batch_in_epoch += 1
+    state.last_loss = loss
+    end_of_epoch = state.batch_in_epoch == n_batches
+    due = eval_due(config, state.step, end_of_epoch)
+    if end_of_epoch:
+        state.epoch += 1
+        state.batch_in_epoch = 0
+        if config.schedule == "exponential":
+            scheduler.step()
+    return due or state.step == total_steps
 
 
 @dataclass
@@ -274,6 +280,13 @@ class _LoopState:
     history: list = field(default_factory=list)
     best_state: Optional[dict] = None
     order_seed: int = 0
+
+    def outcome(self, resumed_from: int) -> TrainOutcome:
+        return TrainOutcome(
+            best_score=self.best_score, best_step=self.best_step, best_epoch=self.best_epoch, steps=self.step,
+            epochs_run=self.epoch, stopped_early=self.stopped_early, history=self.history,
+            resumed_from_step=resumed_from,
+        )
 
 
 def training_kernels(device: torch.device):
@@ -354,7 +367,11 @@ def _trainable_state(model) -> dict[str, torch.Tensor]:
 
 
 def _load_trainable(model, tensors: dict[str, torch.Tensor]) -> None:
-    params = dict(model.named_parameters())
+    load_tensors(dict(model.named_parameters()), tensors)
+
+
+def load_tensors(params: dict[str, torch.nn.Parameter], tensors: dict[str, torch.Tensor]) -> None:
+    """Copy saved `tensors` into the parameters of the same names (best-state restore, resume)."""
     with torch.no_grad():
         for name, value in tensors.items():
             params[name].copy_(value)

@@ -22,7 +22,7 @@ import torch
 from repro.core.backbone import Backbone, load_backbone
 from repro.core.model import PromptedLM
 from repro.core.template import Template
-from repro.core.training import TrainConfig, set_seed, train
+from repro.core.training import TrainConfig, TrainOutcome, set_seed, train
 from repro.data import data_root
 from repro.errors import ConfigError
 from repro.experiment.config import RunConfig
@@ -148,7 +148,12 @@ def fit(scorer: Scorer, task: Task, train_examples: Sequence[Example], dev_examp
 
     outcome = train(scorer.model, items, scorer.loss, dev_score, replace(train_config, seed=seed),
                     checkpoint_dir=checkpoint_dir, desc=desc, quiet=quiet)
-    return {"n_train": len(items), "n_dev": len(dev_examples), "best_dev": outcome.best_score,
+    return training_record(len(items), len(dev_examples), outcome)
+
+
+def training_record(n_train: int, n_dev: int, outcome: TrainOutcome) -> dict[str, Any]:
+    """What the results record about one unit's training (separate or joint)."""
+    return {"n_train": n_train, "n_dev": n_dev, "best_dev": outcome.best_score,
             "best_step": outcome.best_step, "best_epoch": outcome.best_epoch, "steps": outcome.steps,
             "stopped_early": outcome.stopped_early, "resumed_from_step": outcome.resumed_from_step,
             "history": outcome.history}

@@ -25,7 +25,7 @@ from repro.core.training import TrainConfig, TrainOutcome, set_seed
 from repro.fidelity import selection_value
 from repro.errors import ConfigError
 from repro.experiment.config import RunConfig
-from repro.experiment.engine import new_encoder
+from repro.experiment.engine import new_encoder, training_record
 from repro.methods import Method
 from repro.scorers.base import Scorer, ScorerContext, make_scorer
 from tasks.base import Example, Task
@@ -177,10 +177,7 @@ def fit_together(joint: JointModel, members: Sequence[Member], train_lists: Sequ
                 for i, p in zip(indices, predicted)]
 
     def record(i: int, outcome: TrainOutcome) -> dict[str, Any]:
-        return {"n_train": len(items[i]), "n_dev": len(dev_lists[i]), "best_dev": outcome.best_score,
-                "best_step": outcome.best_step, "best_epoch": outcome.best_epoch, "steps": outcome.steps,
-                "stopped_early": outcome.stopped_early, "resumed_from_step": outcome.resumed_from_step,
-                "history": outcome.history}
+        return training_record(len(items[i]), len(dev_lists[i]), outcome)
 
     def done(indices: list[int], outcomes: list[TrainOutcome]) -> None:
         if on_done is not None:
