@@ -33,7 +33,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from machine import ModelShape, cpu_model, matmul_peak_gflops, rate_line, write_report  # noqa: E402
+from machine import (  # noqa: E402
+    ModelShape, cpu_model, matmul_peak_gflops, peak_rss_mib, rate_line, reset_peak_rss, write_report,
+)
 from repro.core.backbone import load_backbone  # noqa: E402
 from repro.core.model import PromptedLM  # noqa: E402
 from repro.data import data_root  # noqa: E402
@@ -127,17 +129,6 @@ def run_variant(name: str, args) -> dict:
         "best_steps": {u.relation.id: f["best_step"] for u, f in zip(units, fitted)},
         "threads": torch.get_num_threads(), "peak_rss_mib": peak_rss_mib(),
     }
-
-
-def reset_peak_rss() -> None:
-    Path("/proc/self/clear_refs").write_text("5")
-
-
-def peak_rss_mib() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def in_subprocess(name: str, args) -> dict:

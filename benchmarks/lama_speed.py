@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import statistics
 import subprocess
 import sys
@@ -43,7 +42,9 @@ from repro.data import data_root  # noqa: E402
 from repro.core.model import PromptedLM  # noqa: E402
 from repro.ptuning import PromptEncoder, paper_lstm_config  # noqa: E402
 from repro.core.inference import EVAL_TOKENS, argmax_candidates  # noqa: E402
-from benchmarks.machine import ModelShape, cpu_model, matmul_peak_gflops, rate_line, write_report  # noqa: E402
+from benchmarks.machine import (  # noqa: E402
+    ModelShape, cpu_model, matmul_peak_gflops, peak_rss_mib, rate_line, reset_peak_rss, write_report,
+)
 from repro.core.template import Template  # noqa: E402
 from tasks import lama as lama_data  # noqa: E402
 
@@ -121,17 +122,6 @@ def run_variant(name: str, args) -> dict:
         result = {"seconds": seconds}
     result["peak_rss_mib"] = peak_rss_mib()
     return result
-
-
-def reset_peak_rss() -> None:
-    Path("/proc/self/clear_refs").write_text("5")
-
-
-def peak_rss_mib() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def make_train_step(name: str, backbone, root: Path, batch_size: int):

@@ -15,6 +15,7 @@ again (weight gradients are not computed); with the LM trained, twice the forwar
 from __future__ import annotations
 
 import json
+import resource
 import statistics
 import time
 from dataclasses import dataclass
@@ -77,3 +78,17 @@ def write_report(out: str | Path, report: dict, text: str) -> None:
     out.write_text(json.dumps(report, indent=2) + "\n")
     out.with_suffix(".txt").write_text(text + "\n")
     print(text)
+
+
+def reset_peak_rss() -> None:
+    """Reset this process's resident-set high-water mark (Linux), so the peak read later covers only what runs
+    after it (the model in memory plus the measured operation), not the transient peak of loading."""
+    Path("/proc/self/clear_refs").write_text("5")
+
+
+def peak_rss_mib() -> float:
+    """This process's resident-set high-water mark in MiB (since `reset_peak_rss`)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
