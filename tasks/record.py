@@ -81,10 +81,10 @@ class Record(Task):
     def example(self, row: dict[str, Any], uid: str) -> list[Example]:
         passage = row["passage"]
         if not isinstance(passage, dict) or "text" not in passage or "entities" not in passage:
-            raise DataError(f"field 'passage' needs 'text' and 'entities'")
+            raise DataError("field 'passage' needs 'text' and 'entities'")
         entities = passage_entities(passage)
         if not entities:
-            raise DataError(f"the passage has no entity (no candidate)")
+            raise DataError("the passage has no entity (no candidate)")
         text = passage["text"].replace("@highlight\n", "- ")
         examples = []
         for qa in row["qas"]:
