@@ -1,4 +1,4 @@
-"""Command line: `python -m repro {lama,superglue,lama-table,superglue-table,report,data} ...`.
+"""Command line: `python -m repro {lama,superglue,lama-table,superglue-table,report,data,sweep} ...`.
 
 The run subcommands (`lama`, `superglue`) are built from their config dataclasses
 (`repro.experiment.config.RunConfig` and its subclasses): every field is a flag with the field's help and
@@ -25,6 +25,7 @@ REGISTERED = {
     "superglue-table": "repro.report.superglue_table",
     "report": "repro.report.cli",
     "data": "repro.data",
+    "sweep": "repro.sweep.cli",
 }
 
 

@@ -171,6 +171,16 @@ def detect_causal(config) -> bool:
     raise ConfigError(f"model type {model_type!r} is neither a masked nor a causal LM known to transformers")
 
 
+def short_name(name: str) -> str:
+    """The name a backbone's results are filed under (`Backbone.name`), without loading it: an embedded name
+    as is, a local directory's own name, a hub id's last part (`org/model` -> `model`)."""
+    if name in EMBEDDED:
+        return name
+    if Path(name).expanduser().is_dir():
+        return Path(name).expanduser().resolve().name
+    return name.rstrip("/").split("/")[-1]
+
+
 def load_backbone(
     name: str, *, kind: Optional[str] = None, dtype: str = "float32", cache_dir: Optional[Path] = None
 ) -> Backbone:
@@ -181,16 +191,17 @@ def load_backbone(
         raise ConfigError(f"unknown dtype {dtype!r}; valid: {', '.join(DTYPES)}")
     if kind not in (None, "masked", "causal"):
         raise ConfigError(f"unknown backbone kind {kind!r}; valid: masked, causal")
+    short = short_name(name)
     if name in EMBEDDED:
         path = embedded_checkpoint(EMBEDDED[name], cache_dir or cache_root())
-        short, source = name, EMBEDDED[name].description
+        source = EMBEDDED[name].description
     elif Path(name).expanduser().is_dir():
         path = Path(name).expanduser()
-        short, source = path.resolve().name, str(path.resolve())
+        source = str(path.resolve())
     elif Path(name).expanduser().exists():
         raise ConfigError(f"backbone {name!r} is a file; give a model directory, a hub id or one of {sorted(EMBEDDED)}")
     else:
-        path, short, source = name, name.rstrip("/").split("/")[-1], name
+        path, source = name, name
     try:
         config = AutoConfig.from_pretrained(path)
     except OSError as err:
