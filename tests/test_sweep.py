@@ -122,7 +122,7 @@ def test_plan_on_a_half_finished_results_folder(tiny_dirs, shared_data, tmp_path
     assert states["P19"].state is State.FAILED and states["P19"].reason == "RuntimeError: out of memory"
     plan = format_plan(groups, ws)
     assert "3 cells: 1 done, 1 failed, 1 stale" in plan and "FAILED  P19" in plan
-    assert "estimate for the 2 cells left" in plan
+    assert "estimate for the 2 cells left" in plan and "device-hours" in plan
     # --run reruns the failed and the stale cell, not the done one, then writes the summary
     before = (ws.results_root / "lama/gpt2/ptuning-full/P101.json").stat().st_mtime_ns
     assert run(groups, w, quiet=True) == 0

@@ -120,22 +120,22 @@ def format_plan(groups: Sequence, ws, *, brief: bool = False) -> str:
     """Every cell and its state, a line per group with its counts, totals and a device-time estimate."""
     from repro.sweep.state import assembled, cell_state
 
-    lines, totals, finished, estimate, unestimated = [], {}, [], 0.0, 0
+    lines: list[str] = []
+    totals: dict[str, int] = {}
+    walls: dict[str, list[float]] = {}  # group key -> wall times of its finished cells
+    left: dict[str, int] = {}  # group key -> cells not done
+    devices: set[str] = set()
     for group in groups:
         states = [(cell, cell_state(cell, ws)) for cell in group.cells()]
         counts: dict[str, int] = {}
         for _, st in states:
             counts[st.state.value] = counts.get(st.state.value, 0) + 1
             totals[st.state.value] = totals.get(st.state.value, 0) + 1
-        walls = [st.wall_time_s for _, st in states if st.wall_time_s is not None]
-        finished += [(st.wall_time_s, st.device) for _, st in states if st.wall_time_s is not None]
-        left = sum(1 for _, st in states if st.runnable)
-        if left and walls:
-            estimate += left * sum(walls) / len(walls)
-        elif left:
-            unestimated += left
+        walls[group.key] = [st.wall_time_s for _, st in states if st.wall_time_s is not None]
+        devices |= {st.device for _, st in states if st.device}
+        left[group.key] = sum(1 for _, st in states if st.runnable)
         summary = ("summary up to date" if assembled(group, ws) else
-                   "summary due" if not left else "summary after its cells")
+                   "summary due" if not left[group.key] else "summary after its cells")
         lines.append(f"{group.key}  ({group.describe()}): {len(states)} cells: {_counts(counts)}; {summary}")
         if not brief:
             for cell, st in states:
@@ -144,18 +144,40 @@ def format_plan(groups: Sequence, ws, *, brief: bool = False) -> str:
                 lines.append(f"  {PLAN_MARKS[st.state.value]:<8}{cell.name:<18}{wall}{reason}")
     n_cells = sum(totals.values())
     head = [f"sweep: {len(groups)} runs, {n_cells} cells: {_counts(totals)}"]
+    finished = [w for ws_ in walls.values() for w in ws_]
     if finished:
-        devices = sorted({d for _, d in finished if d})
-        hours = sum(w for w, _ in finished) / 3600
-        head.append(f"recorded wall time of {len(finished)} finished cells: {hours:.2f} device-hours"
-                    + (f" on {', '.join(devices)}" if devices else ""))
-    left = n_cells - totals.get("done", 0)
-    if left:
-        text = f"estimate for the {left} cells left: {estimate / 3600:.2f} device-hours at the mean of their runs' " \
-               "finished cells (same device)"
-        head.append(text + (f"; {unestimated} cells in runs without a finished cell have no estimate"
-                            if unestimated else ""))
+        head.append(f"recorded wall time of {len(finished)} finished cells: {sum(finished) / 3600:.2f} device-hours"
+                    + (f" on {', '.join(sorted(devices))}" if devices else ""))
+    head += _estimate(groups, walls, left)
     return "\n".join(head + lines)
+
+
+def _estimate(groups: Sequence, walls: dict[str, list[float]], left: dict[str, int]) -> list[str]:
+    """Device-hours for the cells left: each at the mean wall time of its run's finished cells, else of the
+    finished cells of the same benchmark, backbone and method (relations and tasks differ ~10x in cost)."""
+    family: dict[tuple, list[float]] = {}
+    for group in groups:
+        family.setdefault(_family(group), []).extend(walls[group.key])
+    seconds, unknown = 0.0, 0
+    for group in groups:
+        known = walls[group.key] or family[_family(group)]
+        if known:
+            seconds += left[group.key] * sum(known) / len(known)
+        else:
+            unknown += left[group.key]
+    n_left = sum(left.values())
+    if not n_left:
+        return []
+    if unknown == n_left:
+        return [f"no estimate for the {n_left} cells left: no finished cell of the same backbone and method yet "
+                "(run a few, then --plan again)"]
+    text = (f"estimate for the {n_left - unknown} cells left with a finished cell of the same run (or backbone and "
+            f"method): {seconds / 3600:.2f} device-hours on the same device")
+    return [text + (f"; {unknown} more cells have no estimate" if unknown else "")]
+
+
+def _family(group) -> tuple:
+    return group.benchmark, group.backbone_name, group.kwargs["method"]
 
 
 def _counts(counts: dict[str, int]) -> str:
