@@ -76,12 +76,13 @@ def parse_seeds(text: str, first: int) -> list[int]:
     return [first + i for i in range(count)]
 
 
-def parse_options(items: Sequence[str]) -> dict[str, str]:
+def parse_options(items: Sequence[str], flags: str = "--scorer-option and --fidelity-item") -> dict[str, str]:
+    """KEY=VALUE pairs (the values as text); `flags` names the flags in the error."""
     options = {}
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
-            raise ConfigError(f"--scorer-option and --fidelity-item take KEY=VALUE, got {item!r}")
+            raise ConfigError(f"{flags} take KEY=VALUE, got {item!r}")
         options[key.strip()] = value.strip()
     return options
 

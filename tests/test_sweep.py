@@ -88,6 +88,19 @@ def test_unknown_task_and_method_name_the_valid_ones(shared_data):
         parse_spec({"benchmark": "lama", "model": "x"})
 
 
+def test_the_spec_as_flags(tiny_dirs, shared_data, tmp_path, capsys):
+    status = main(["sweep", "--benchmark", "lama", "--backbones", str(tiny_dirs["gpt2"]), "--methods", "ptuning",
+                   "--relations", "P101,P19", "--vocab", "full", "--set", "max_train=16", "--set", "dtype=float32",
+                   "--train", "max_steps=2", "--plan", "--data-root", str(shared_data),
+                   "--results", str(tmp_path / "results"), "--runs", str(tmp_path / "runs")])
+    out = capsys.readouterr().out
+    assert status == 0 and "sweep: 1 runs, 2 cells: 2 pending" in out and "lama/gpt2/ptuning-full" in out
+    groups = groups_of(lama_spec(tiny_dirs["gpt2"], train={"max_steps": 2}, config={"max_train": 16}), shared_data)
+    assert groups[1].config().train.max_steps == 2 and groups[1].config().max_train == 16
+    assert main(["sweep", "--benchmark", "lama", "--set", "max_train", "--plan"]) == 2
+    assert "--set and --train take KEY=VALUE" in capsys.readouterr().err
+
+
 def test_cells_are_single_runs_and_coupled_seeds_stay_together(tiny_dirs, shared_data):
     lama = groups_of(lama_spec(tiny_dirs["gpt2"]), shared_data)
     assert [g.key for g in lama] == ["lama/gpt2/mp-full", "lama/gpt2/ptuning-full"]

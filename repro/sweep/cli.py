@@ -83,13 +83,10 @@ def parse_items(items: Sequence[str]) -> dict[str, Any]:
     """FIELD=VALUE pairs, each value read as YAML (3 -> int, null -> None, [a, b] -> list)."""
     import yaml
 
-    out = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise ConfigError(f"--set and --train take FIELD=VALUE, got {item!r}")
-        out[key.strip()] = yaml.safe_load(value) if value.strip() else ""
-    return out
+    from repro.cli import parse_options
+
+    pairs = parse_options(items, "--set and --train")
+    return {key: yaml.safe_load(value) if value else "" for key, value in pairs.items()}
 
 
 def load_groups(spec: Optional[Path], overrides: dict[str, Any], ws) -> list:
