@@ -45,11 +45,16 @@ class _Encoder:
 
     def __init__(self) -> None:
         self.tensors: dict[str, torch.Tensor] = {}
+        self._storages: set[int] = set()
 
     def _tensor_ref(self, tensor: torch.Tensor) -> str:
         key = f"t{len(self.tensors)}"
-        # clone: safetensors refuses tensors that share storage, and the caller keeps training on the originals
-        self.tensors[key] = tensor.detach().to("cpu", copy=True).contiguous()
+        tensor = tensor.detach().to("cpu").contiguous()
+        storage = tensor.untyped_storage().data_ptr()
+        if storage in self._storages:  # safetensors refuses tensors that share storage: copy the second one
+            tensor = tensor.clone()
+        self._storages.add(tensor.untyped_storage().data_ptr())
+        self.tensors[key] = tensor
         return key
 
     def encode(self, value: Any) -> Any:
@@ -109,7 +114,7 @@ def _digest(state_json: str, tensors: dict[str, torch.Tensor]) -> str:
     for name in sorted(tensors):
         tensor = tensors[name].contiguous()
         digest.update(f"\0{name}\0{tensor.dtype}\0{list(tensor.shape)}\0".encode())
-        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy())  # the buffer itself, no copy
     return digest.hexdigest()
 
 
