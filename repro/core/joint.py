@@ -27,7 +27,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from repro.atomic import atomic_write
+from repro import checkpoint
 from repro.core.encoder_stack import UnitRNG
 from repro.core.training import (
     TrainConfig,
@@ -191,12 +191,18 @@ def _save(path: Path, runners: list[_Runner], rng: Optional[UnitRNG]) -> None:
             entry.update(trainable={n: p.detach() for n, p in r.unit.params.items()},
                          optimizer=r.optimizer.state_dict(), scheduler=r.scheduler.state_dict())
         payload[r.unit.name] = entry
-    atomic_write(path, lambda p: torch.save({"units": payload}, p))
+    checkpoint.save(path, {"units": payload}, kind="joint_state")
 
 
 def _restore(path: Path, runners: list[_Runner], rng: Optional[UnitRNG]) -> set[int]:
-    """Load the units found in the checkpoint; returns their indices (the others start from step 0)."""
-    saved = torch.load(path, map_location="cpu", weights_only=False)["units"]
+    """Load the units found in the checkpoint; returns their indices (the others start from step 0). An unusable
+    checkpoint is set aside by `repro.checkpoint` and every unit starts from step 0."""
+    loaded = checkpoint.load(path, kind="joint_state")
+    saved = loaded.get("units") if isinstance(loaded, dict) else None
+    if not isinstance(saved, dict):
+        if loaded is not None:
+            checkpoint.set_aside(path, "joint checkpoint without units")
+        return set()
     restored = set()
     for r in runners:
         entry = saved.get(r.unit.name)

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from repro.atomic import atomic_write
+from repro import checkpoint
 from repro.errors import ConfigError
 
 CHECKPOINT = "train_state.pt"
@@ -208,7 +208,7 @@ def train(
 
     state = _LoopState()
     ckpt = Path(checkpoint_dir) / CHECKPOINT if checkpoint_dir else None
-    if ckpt is not None and ckpt.is_file():
+    if ckpt is not None and ckpt.is_file():  # a checkpoint that cannot be used is set aside: a fresh start
         state = _restore(ckpt, model, optimizer, scheduler, config)
     resumed_from = state.step
     if state.step == 0:
@@ -385,23 +385,37 @@ def _save(path: Path, state: _LoopState, model, optimizer, scheduler, config: Tr
         "trainable": _trainable_state(model),
         "optimizer": optimizer.state_dict(),
         "scheduler": scheduler.state_dict(),
-        "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()},
+        "rng": rng_state(),
     }
-    atomic_write(path, lambda p: torch.save(payload, p))
+    checkpoint.save(path, payload, kind="train_state")
 
 
 def _restore(path: Path, model, optimizer, scheduler, config: TrainConfig) -> _LoopState:
-    payload = torch.load(path, map_location="cpu", weights_only=False)
+    """The loop state saved at `path`, with model, optimizer, schedule and RNGs put back as they were then; a
+    fresh state when the file is unusable or does not fit this model (set aside by `repro.checkpoint`)."""
+    payload = checkpoint.load(path, kind="train_state")
+    if not isinstance(payload, dict) or "fingerprint" not in payload:
+        if payload is not None:
+            checkpoint.set_aside(path, "checkpoint without a training fingerprint")
+        return _LoopState()
     if payload["fingerprint"] != config.fingerprint():
         raise ConfigError(
             f"{path} was written with other training settings; delete it (or the run folder) to start over"
         )
-    _load_trainable(model, payload["trainable"])
-    optimizer.load_state_dict(payload["optimizer"])
-    scheduler.load_state_dict(payload["scheduler"])
-    torch.set_rng_state(payload["rng"]["torch"])
-    np.random.set_state(payload["rng"]["numpy"])
-    random.setstate(payload["rng"]["python"])
-    state = _LoopState(**payload["loop"])
-    state.best_state = copy.deepcopy(payload["best_state"])
+    before = (_trainable_state(model), copy.deepcopy(optimizer.state_dict()), copy.deepcopy(scheduler.state_dict()),
+              rng_state())
+    try:
+        state = _LoopState(**payload["loop"])
+        state.best_state = payload["best_state"]
+        _load_trainable(model, payload["trainable"])
+        optimizer.load_state_dict(payload["optimizer"])
+        scheduler.load_state_dict(payload["scheduler"])
+        set_rng_state(payload["rng"])
+    except (KeyError, TypeError, ValueError, IndexError, RuntimeError) as err:  # readable, but not this run's shape
+        _load_trainable(model, before[0])
+        optimizer.load_state_dict(before[1])
+        scheduler.load_state_dict(before[2])
+        set_rng_state(before[3])
+        checkpoint.set_aside(path, f"checkpoint does not fit this model ({type(err).__name__}: {err})")
+        return _LoopState()
     return state

@@ -32,7 +32,7 @@ from typing import Any, Optional, Sequence
 import torch
 from tqdm.auto import tqdm
 
-from repro.atomic import atomic_write
+from repro import checkpoint
 from repro.core.backbone import Backbone
 from repro.core.training import rng_state, set_rng_state, set_seed
 from repro.data import data_root, partial_status, require
@@ -206,7 +206,7 @@ class Engine:
             self._continue_stream(variant, seed)
         result = self._compute(variant, seed)
         if self._seeds_once():
-            atomic_write(self._rng_path(variant, seed), lambda p: torch.save(rng_state(), p))
+            checkpoint.save(self._rng_path(variant, seed), rng_state(), kind="rng_state")
         write_result(path, result)
         shutil.rmtree(self._checkpoint_dir(variant, seed), ignore_errors=True)
         return result
@@ -227,9 +227,11 @@ class Engine:
             set_seed(seeds[0])
             return
         previous = self._rng_path(variant, seeds[at - 1])
-        if not previous.is_file():
+        state = checkpoint.load(previous, kind="rng_state")  # None when absent, or unusable and set aside
+        if state is None:  # recompute the previous seed, which writes its end state again
             self.seed_result(variant, seeds[at - 1])
-        set_rng_state(torch.load(previous, weights_only=False))
+            state = checkpoint.load(previous, kind="rng_state")
+        set_rng_state(state)
 
     def _checkpoint_dir(self, variant: str, seed: int) -> Path:
         return self.runs_dir / variant / f"seed{seed}.train"
