@@ -83,6 +83,12 @@ def git_commit() -> Optional[str]:
     return out.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
 
 
+def provenance() -> dict[str, Any]:
+    """Which code computed a result, on which CPU, when: what a reused result is announced with."""
+    return {"git_commit": git_commit(), "cpu_model": cpu_model(),
+            "date": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())}
+
+
 def command_line() -> str:
     argv = list(sys.argv)
     if argv and argv[0].endswith("__main__.py"):
@@ -103,7 +109,7 @@ class RunRecord:
         payload = dict(payload)
         payload["environment"] = environment(self.dtype, self.device)
         payload["command"] = self.command
-        payload["git_commit"] = git_commit()
+        payload.update(provenance())
         payload["wall_time_s"] = round(wall_time_s if wall_time_s is not None else time.perf_counter() - self.started, 2)
         return payload
 
