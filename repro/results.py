@@ -23,6 +23,8 @@ from repro.atomic import atomic_write_json
 
 PACKAGES = ("torch", "transformers", "tokenizers", "peft", "datasets", "numpy", "scikit-learn", "gguf", "safetensors")
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
+RUNS_DIR = PROJECT_ROOT / "runs"  # git-ignored: where a user's runs write unless --results says otherwise
+REFERENCE_DIR = PROJECT_ROOT / "results"  # the committed reference results (written only as --results results)
 # Only results/ may differ from the commit: a run that writes a result must not mark the next one dirty.
 RESULTS_PATHSPEC = ":(exclude)results"
 

@@ -32,7 +32,7 @@ from repro.experiment.fingerprints import differences, fields_fingerprint, unit_
 from repro.fidelity import Score, selection_value
 from repro.methods import Method
 from repro.ptuning import PromptEncoder, PromptEncoderConfig, paper_lstm_config
-from repro.results import PROJECT_ROOT, RunRecord
+from repro.results import RUNS_DIR, RunRecord
 from repro.scorers.base import Scorer, ScorerContext, make_scorer
 from tasks.base import Example, Task
 
@@ -50,7 +50,7 @@ class Workspace:
 
     root: Optional[Path] = field(default=None, metadata={
         "help": "data root (default: $REPRO_DATA or ./data)", "flag": "--data-root", "aliases": ("--root",)})
-    results_root: Path = field(default=PROJECT_ROOT / "runs", metadata={
+    results_root: Path = field(default=RUNS_DIR, metadata={
         "help": "results folder of this run (default: the project's git-ignored runs/; the committed reference "
                 "results only as --results results)", "flag": "--results"})
     runs_root: Optional[Path] = field(default=None, metadata={
