@@ -46,8 +46,9 @@ def _load_cache() -> dict[str, dict[str, Any]]:
     return _memory
 
 
-def file_sha256(path: Path) -> str:
-    """The sha256 of a file, recomputed only when its path, mtime or size changed since the last time."""
+def file_sha256(path: Path, *, save: bool = True) -> str:
+    """The sha256 of a file, recomputed only when its path, mtime or size changed since the last time
+    (`save=False`: the caller saves the cache once, `save_cache`)."""
     path = Path(path).resolve()
     stat = path.stat()
     cache = _load_cache()
@@ -59,18 +60,36 @@ def file_sha256(path: Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     cache[str(path)] = {"mtime_ns": stat.st_mtime_ns, "size": stat.st_size, "sha256": digest.hexdigest()}
+    _dirty.add(str(path))
+    if save:
+        save_cache()
+    return digest.hexdigest()
+
+
+_dirty: set[str] = set()
+
+
+def save_cache() -> None:
+    """Write the hash cache when something was hashed, without the entries of files that are gone."""
+    if not _dirty:
+        return
+    _dirty.clear()
+    cache = _load_cache()
+    for gone in [p for p in cache if not Path(p).exists()]:
+        del cache[gone]
     try:
         atomic_write_json(_cache_path(), cache)
     except OSError:  # a read-only home only costs the next run a reread
         pass
-    return digest.hexdigest()
 
 
 def data_hashes(root: Path, relpaths: Iterable[str]) -> dict[str, str]:
     """relpath -> sha256 of each file under the data root that exists (a missing file is absent here; the
     reader reports it)."""
     root = Path(root)
-    return {rel: file_sha256(root / rel) for rel in sorted(set(relpaths)) if (root / rel).is_file()}
+    hashes = {rel: file_sha256(root / rel, save=False) for rel in sorted(set(relpaths)) if (root / rel).is_file()}
+    save_cache()
+    return hashes
 
 
 def _without_docstrings(source: str) -> str:
