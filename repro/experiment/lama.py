@@ -302,12 +302,14 @@ def _set_aside(path: Path, aside: Path) -> None:
 
 
 def _remove_state(path: Path) -> None:
-    """Remove a finished unit's resume folder, and its parent when that leaves it empty."""
+    """Remove a finished unit's resume folder, and the two folders above it when that leaves them empty (the
+    relation's or the joint pass's, then the run folder's `.resume/`)."""
     shutil.rmtree(path, ignore_errors=True)
-    try:
-        path.parent.rmdir()
-    except OSError:
-        pass
+    for parent in (path.parent, path.parent.parent):
+        try:
+            parent.rmdir()
+        except OSError:
+            return
 
 
 def _shared_pass(n_relations: int, seconds: float) -> dict[str, Any]:
