@@ -5,11 +5,10 @@ from __future__ import annotations
 import json
 import shutil
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
 
-from repro.experiment import engine, lama
+from repro.experiment import engine
 from repro.cli import main
 from repro.errors import DataError
 from repro.experiment.lama import LamaConfig, PRESETS, method_template, ptuning_template, run_lama
