@@ -311,3 +311,21 @@ def test_committed_fewshot_results_cover_every_task_and_their_means_are_the_seed
                 assert mean == pytest.approx(statistics.fmean(values)), (path.name, key)
                 spread = statistics.stdev(values) if len(values) > 1 else 0.0
                 assert result["std"][key] == pytest.approx(spread), (path.name, key)
+
+
+def test_a_run_of_fewer_seeds_never_shrinks_the_result_and_threads_key_the_seeds(shared_data, tmp_path, tiny, capsys):
+    """Issue 16: seeds 42,43 then seed 42 alone -> the result still holds both (same settings, same folder);
+    another thread count is other settings: its seed is recomputed in its own resume folder, and says why."""
+    backbone = tiny("bert")
+    both = run(tiny_config("cb", seeds=[42, 43]), shared_data, tmp_path, backbone)["cb"]
+    capsys.readouterr()
+    one = run(tiny_config("cb", seeds=[42]), shared_data, tmp_path, backbone)["cb"]
+    assert "reused 1 of 1 seeds" in capsys.readouterr().err
+    assert one["seeds"] == both["seeds"] and one["mean"] == both["mean"]
+    threads = torch.get_num_threads()
+    try:
+        run_superglue(tiny_config("cb", seeds=[42]), root=shared_data, results_root=tmp_path / "results",
+                      runs_root=tmp_path / "runs", backbone=backbone, quiet=True, threads=threads + 1)
+    finally:
+        torch.set_num_threads(threads)
+    assert f"threads {threads} -> {threads + 1}" in capsys.readouterr().err

@@ -16,8 +16,12 @@ The engine knows nothing of a task's fields or answer space: the task adapter (`
 patterns and metrics; the scorer registered for the task's kind (`repro.scorers.base`) renders,
 computes the loss and predicts.
 
-Resume: each finished seed is a small JSON under `runs/superglue/...` (git-ignored), keyed by a fingerprint
-of everything that decides its numbers; a rerun reuses it. With `checkpoint` on, an interrupted seed also
+Resume: each finished seed is a small JSON in the run folder's resume state
+(`<results>/superglue/<setting>/<backbone>/<method>/.resume/<task>/<fingerprint>/`), keyed by every field that
+decides its numbers (`repro.experiment.fingerprints`: config, threads, device kind, scorer code, sha256 of the
+data files read); a rerun reuses it and says so, a run of other settings uses another folder and says why.
+A task's result holds every finished seed of its settings and pattern there, so a run of fewer seeds never
+shrinks it. With `checkpoint` on, an interrupted seed also
 resumes from its last dev check (`repro.core.training`), with the same numbers.
 """
 
@@ -27,7 +31,7 @@ import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, Mapping, Optional, Sequence
 
 import torch
 from tqdm.auto import tqdm
@@ -37,12 +41,14 @@ from repro.core.backbone import Backbone
 from repro.core.training import rng_state, set_rng_state, set_seed
 from repro.data import data_root, partial_status, require
 from repro.errors import ConfigError
-from repro.experiment.engine import PristineLM, Workspace, build_scorer, evaluate, fit, load_finished, subset
+from repro.experiment.engine import (PristineLM, ReuseLog, Workspace, build_scorer, evaluate, fit, keyed_dir,
+                                     load_finished, subset)
+from repro.experiment.fingerprints import data_hashes, fields_fingerprint
 from repro.experiment.joint import Member, build_joint, can_train_jointly, fit_together, predict_together
 from repro.experiment.superglue_config import SuperGLUEConfig
 from repro.methods import Method
 from repro.metrics import mean_std
-from repro.results import SUPERGLUE_SCHEMA, SUPERGLUE_SEED_SCHEMA, write_result
+from repro.results import SUPERGLUE_SCHEMA, SUPERGLUE_SEED_SCHEMA, provenance, write_result
 from tasks.base import Example, Task, slots_after_target
 from tasks.registry import get_task
 
@@ -67,16 +73,19 @@ class RunData:
     evals: list[EvalSet]
     notes: list[str] = field(default_factory=list)
     partial_files: list[str] = field(default_factory=list)
+    files: list[str] = field(default_factory=list)  # every file read, relative to the data root (fingerprinted)
 
 
 def load_data(config: SuperGLUEConfig, train_task: Task, eval_tasks: Sequence[Task], root: Path) -> RunData:
     """Read what the run needs; a missing file is a DataError that names it and the fetch command."""
     notes: list[str] = []
     partial: list[str] = []
+    read_files: list[str] = []
 
     def read(task: Task, rel: Optional[str], what: str) -> list[Example]:
         if rel is None:
             raise ConfigError(f"task {task.name!r} has no {what} file in the {config.setting} setting")
+        read_files.append(rel)
         status = partial_status(root, rel)
         if status is not None and not status.startswith("missing"):
             partial.append(rel)
@@ -107,7 +116,7 @@ def load_data(config: SuperGLUEConfig, train_task: Task, eval_tasks: Sequence[Ta
             rel = task.eval_fallback
         examples = read(task, rel, "evaluation")
         evals.append(EvalSet(task, eval_subset(examples, config.max_eval_for(task.name)), rel, len(examples)))
-    return RunData(train_examples, dev_examples, evals, notes, partial)
+    return RunData(train_examples, dev_examples, evals, notes, partial, read_files)
 
 
 def eval_subset(examples: list[Example], limit: Optional[int]) -> list[Example]:
@@ -186,13 +195,26 @@ def searches_patterns(run: RunPlan) -> bool:
 class Engine:
     """Runs the seeds of one plan, reusing finished seeds, and writes the result files."""
 
-    def __init__(self, run: RunPlan, data: RunData, runs_dir: Path, quiet: bool) -> None:
+    def __init__(self, run: RunPlan, data: RunData, runs_dir: Path, quiet: bool,
+                 fields: Optional[dict[str, Any]] = None) -> None:
         self.run = run
         self.data = data
         self.runs_dir = runs_dir
         self.quiet = quiet
-        self.fingerprint = run.config.fingerprint()
+        self.fields = fields or {"config": run.config.fingerprint_data()}
+        self.fingerprint = fields_fingerprint(self.fields)
+        self.log = ReuseLog("seed", runs_dir)
+        self.computed: set[int] = set()  # seeds this run computed (the others it found finished are announced)
         self.pristine = PristineLM(run.backbone, run.method)  # the LM's weights before any seed trained it
+
+    def finished_seeds(self, variant: str, exclude: Mapping[int, Any]) -> dict[int, dict[str, Any]]:
+        """Finished seeds of these settings and pattern in the resume folder that this run did not ask for."""
+        found = {}
+        for path in sorted((self.runs_dir / variant).glob("seed*.json")):
+            done = load_finished(path, "fingerprint", self.fingerprint, SUPERGLUE_SEED_SCHEMA)
+            if done is not None and done.get("seed") not in exclude:
+                found[int(done["seed"])] = done
+        return dict(sorted(found.items()))
 
     def seed_path(self, variant: str, seed: int) -> Path:
         return self.runs_dir / variant / f"seed{seed}.json"
@@ -201,10 +223,13 @@ class Engine:
         path = self.seed_path(variant, seed)
         done = load_finished(path, "fingerprint", self.fingerprint, SUPERGLUE_SEED_SCHEMA)
         if done is not None and (not self._seeds_once() or self._rng_path(variant, seed).is_file()):
+            if seed not in self.computed:
+                self.log.reused.append(done)
             return done
         if self._seeds_once():
             self._continue_stream(variant, seed)
         result = self._compute(variant, seed)
+        self.computed.add(seed)
         if self._seeds_once():
             checkpoint.save(self._rng_path(variant, seed), rng_state(), kind="rng_state")
         write_result(path, result)
@@ -274,8 +299,9 @@ class Engine:
                     "schema": SUPERGLUE_SEED_SCHEMA, "fingerprint": self.fingerprint, "seed": seed, "pattern": variant,
                     "template": str(template), "metrics": metrics[k], "training": training,
                     "scoring": joint.scorers[i].describe(), "wall_time_s": round(seconds / len(pending), 2),
-                    "shared_pass": {"seeds": len(pending), "wall_time_s": round(seconds, 2)},
+                    "shared_pass": {"seeds": len(pending), "wall_time_s": round(seconds, 2)}, **provenance(),
                 })
+                self.computed.add(seed)
 
         fit_together(joint, members, [self.data.train] * len(pending), [self.data.dev] * len(pending), config.train,
                      checkpoint_dir=checkpoint, on_done=on_done,
@@ -303,7 +329,7 @@ class Engine:
         return {
             "schema": SUPERGLUE_SEED_SCHEMA, "fingerprint": self.fingerprint, "seed": seed, "pattern": variant,
             "template": str(template), "metrics": metrics, "training": training, "scoring": scorer.describe(),
-            "wall_time_s": round(time.perf_counter() - started, 2),
+            "wall_time_s": round(time.perf_counter() - started, 2), **provenance(),
         }
 
 
@@ -322,9 +348,10 @@ def run_superglue(config: SuperGLUEConfig, *, backbone: Optional[Backbone] = Non
     run = RunPlan(config, train_task, eval_tasks, method, backbone, seeds)
     if config.pattern is not None:
         check_pattern(run, config.pattern)
-    runs_dir = (ws.runs_root / "superglue" / config.setting / backbone.name / method.name / train_task.name
-                / config.fingerprint())
-    engine = Engine(run, data, runs_dir, quiet)
+    out_dir = ws.results_root / "superglue" / config.setting / backbone.name / method.name
+    fields = ws.unit_fields(config.fingerprint_data(), data_hashes(data_root(ws.root), data.files))
+    runs_dir = keyed_dir(ws.state_dir(out_dir) / train_task.name, fields)
+    engine = Engine(run, data, runs_dir, quiet, fields)
 
     search: dict[str, float] = {}
     if searches_patterns(run):
@@ -340,11 +367,14 @@ def run_superglue(config: SuperGLUEConfig, *, backbone: Optional[Backbone] = Non
     per_seed = {}
     for seed in tqdm(run.seeds, desc=f"{train_task.name} {method.name} seeds", disable=quiet, unit="seed"):
         per_seed[seed] = engine.seed_result(variant, seed)
+    engine.log.announce(len(run.seeds))
+    if not method.zero_shot:  # a run of fewer seeds never shrinks the result: every finished seed of these settings
+        per_seed.update(engine.finished_seeds(variant, exclude=per_seed))
 
     results = {}
     for ev in data.evals:
         payload = result_payload(run, data, ev, variant, per_seed, search)
-        path = ws.results_root / "superglue" / config.setting / backbone.name / method.name / f"{ev.task.name}.json"
+        path = out_dir / f"{ev.task.name}.json"
         results[ev.task.name] = record.stamp(payload)
         write_result(path, results[ev.task.name])
     return results
