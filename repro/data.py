@@ -151,36 +151,69 @@ def require(root: PathLike, relpath: PathLike, *, fetch_hint: bool = True) -> Pa
 
 
 # ---------------------------------------------------------------------------------------------- jsonl
-def iter_jsonl(path: PathLike, *, required: Sequence[str] = ()) -> Iterator[tuple[int, dict]]:
-    """Yield `(line number, object)` for each non-empty line; errors name `file:line` (and the field)."""
+def iter_jsonl(path: PathLike, *, required: Sequence[str] = (), allow_empty: bool = True) -> Iterator[tuple[int, dict]]:
+    """Yield `(line number, object)` for each non-empty line; errors name `file:line` (and the field).
+
+    Lines are split on bytes and decoded one by one: a text-mode reader decodes ahead in 8 KiB chunks, so a
+    bad byte would be reported at the line being read when its chunk was decoded (line 1 for a byte on line 9).
+    `allow_empty=False`: a file without a single JSON line is a DataError (a benchmark split is never empty)."""
     path = Path(path)
     try:
-        handle = open(path, encoding="utf-8")
+        handle = open(path, "rb")
     except FileNotFoundError:
         raise DataError(f"{path}: file not found") from None
+    except IsADirectoryError:
+        raise DataError(f"{path}: a directory, not a jsonl file") from None
+    found = False
     with handle:
-        lineno = 0
-        try:
-            for lineno, line in enumerate(handle, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    obj = json.loads(line)
-                except json.JSONDecodeError as err:
-                    raise DataError(f"{path}:{lineno}: invalid JSON ({err.msg} at column {err.colno})") from None
-                if not isinstance(obj, dict):
-                    raise DataError(f"{path}:{lineno}: expected a JSON object, got {type(obj).__name__}")
-                for name in required:
-                    if name not in obj:
-                        raise DataError(f"{path}:{lineno}: missing field {name!r}")
-                yield lineno, obj
-        except UnicodeDecodeError as err:
-            raise DataError(f"{path}:{lineno + 1}: not UTF-8 ({err.reason})") from None
+        for lineno, raw in enumerate(handle, start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as err:
+                raise DataError(f"{path}:{lineno}: not UTF-8 ({err.reason} at byte {err.start + 1} of the line)") from None
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise DataError(f"{path}:{lineno}: invalid JSON ({err.msg} at column {err.colno})") from None
+            if not isinstance(obj, dict):
+                raise DataError(f"{path}:{lineno}: expected a JSON object, got {type(obj).__name__}")
+            for name in required:
+                if name not in obj:
+                    raise DataError(f"{path}:{lineno}: missing field {name!r}")
+            found = True
+            yield lineno, obj
+    if not found and not allow_empty:
+        raise DataError(f"{path}: empty (no JSON line); the file is truncated or was not fetched completely")
 
 
-def read_jsonl(path: PathLike, *, required: Sequence[str] = ()) -> list[dict]:
+def read_jsonl(path: PathLike, *, required: Sequence[str] = (), allow_empty: bool = True) -> list[dict]:
     """All objects of a jsonl file (empty lines skipped); see `iter_jsonl` for the errors."""
-    return [obj for _, obj in iter_jsonl(path, required=required)]
+    return [obj for _, obj in iter_jsonl(path, required=required, allow_empty=allow_empty)]
+
+
+def check_jsonl(path: PathLike, *, required: Sequence[str] = ()) -> dict:
+    """A cheap check of a whole jsonl file before any model loads: UTF-8 throughout (a bad byte named by its line),
+    not empty, its first object parses with the required fields. Returns that object. Decoding every file of a
+    LAMA run takes a fraction of a second; parsing them all as JSON would take seconds, so later lines' JSON is
+    checked where the run reads them (with `file:line` too)."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise DataError(f"{path}: file not found") from None
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        lineno = data.count(b"\n", 0, err.start) + 1
+        column = err.start - (data.rfind(b"\n", 0, err.start) + 1) + 1
+        raise DataError(f"{path}:{lineno}: not UTF-8 ({err.reason} at byte {column} of the line)") from None
+    records = iter_jsonl(path, required=required, allow_empty=False)
+    try:
+        return next(records)[1]
+    finally:
+        records.close()
 
 
 # ---------------------------------------------------------------------------------- official sources

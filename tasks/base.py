@@ -114,9 +114,9 @@ class Task:
         )
 
     def read(self, path: Path) -> list[Example]:
-        """All examples of a jsonl file; a bad line fails with file:line and the field."""
+        """All examples of a jsonl file; a bad line fails with file:line and the field, an empty file by name."""
         examples: list[Example] = []
-        for lineno, row in iter_jsonl(path, required=self.required_fields):
+        for lineno, row in iter_jsonl(path, required=self.required_fields, allow_empty=False):
             try:
                 examples.extend(self.example(row, f"{path}:{lineno}"))
             except DataError as err:

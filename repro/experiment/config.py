@@ -20,6 +20,7 @@ from repro import fidelity as fid
 from repro.core.training import TrainConfig
 from repro.errors import ConfigError
 from repro.methods import Method, get_method, method_names
+from repro.validate import check_config
 
 FROM_PRESET = -1  # a data limit that the preset decides
 DTYPE_CHOICES = ("float32", "bfloat16")
@@ -98,6 +99,7 @@ class RunConfig:
                              drop_last=self.choices.drop_last == "drop", reseed=self.choices.seed_rule == "per_run")
         if self.dtype not in DTYPE_CHOICES:
             raise ConfigError(f"unknown dtype {self.dtype!r}; valid: {', '.join(DTYPE_CHOICES)}")
+        check_config(self)  # ranges and combinations (repro/validate.py), once the preset has filled the fields
 
     def apply_preset(self, preset: Any) -> None:
         """Fill every field left to the preset (dtype, batch sizes, limits, training settings)."""

@@ -36,7 +36,7 @@ from typing import Any, Mapping, Optional, Sequence
 import torch
 from tqdm.auto import tqdm
 
-from repro import checkpoint
+from repro import checkpoint, validate
 from repro.core.backbone import Backbone
 from repro.core.training import rng_state, set_rng_state, set_seed
 from repro.data import data_root, partial_status, require
@@ -49,7 +49,7 @@ from repro.experiment.superglue_config import SuperGLUEConfig
 from repro.methods import Method
 from repro.metrics import mean_std
 from repro.results import SUPERGLUE_SCHEMA, SUPERGLUE_SEED_SCHEMA, provenance, write_result
-from tasks.base import Example, Task, slots_after_target
+from tasks.base import Example, Task
 from tasks.registry import get_task
 
 SUBSET_SEED = 0  # evaluation subsets are the same for every seed, method and backbone
@@ -158,16 +158,7 @@ class RunPlan:
 
 def check_pattern(run: RunPlan, variant: str) -> None:
     """A named variant must exist, and a causal LM must see every input slot (nothing after [MASK])."""
-    if run.style == "classifier":
-        return
-    template = run.train_task.template(run.style, variant)
-    hidden = slots_after_target(template)
-    if run.backbone.is_causal and hidden:
-        raise ConfigError(f"pattern {variant!r} of {run.train_task.name!r} puts {{{', '.join(hidden)}}} after [MASK], "
-                          "which a causal LM cannot see; choose another: "
-                          f"{', '.join(run.train_task.pattern_variants(run.style))}")
-    if run.method.uses_encoder and not template.num_prompt_tokens:
-        raise ConfigError(f"method {run.method.name!r} needs prompt tokens; pattern {variant!r} has none")
+    validate.check_pattern(run.train_task, run.method, variant, causal=run.backbone.is_causal)
 
 
 def default_pattern(run: RunPlan) -> str:
