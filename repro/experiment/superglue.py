@@ -36,6 +36,7 @@ from repro.atomic import atomic_write
 from repro.core.backbone import Backbone
 from repro.core.training import rng_state, set_rng_state, set_seed
 from repro.data import data_root, partial_status, require
+from repro.evaluate_modules import describe as describe_metric
 from repro.errors import ConfigError
 from repro.experiment.engine import PristineLM, Workspace, build_scorer, evaluate, fit, load_finished, subset
 from repro.experiment.joint import Member, build_joint, can_train_jointly, fit_together, predict_together
@@ -400,6 +401,7 @@ def result_payload(run: RunPlan, data: RunData, ev: EvalSet, variant: str, per_s
         "partial": partial,
         "notes": notes,
         "scoring": first["scoring"],
+        "metric": describe_metric("super_glue", task.name),
     }
     if task.trained_on:
         payload["trained_on"] = task.trained_on
