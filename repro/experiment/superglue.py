@@ -408,8 +408,7 @@ def result_payload(run: RunPlan, data: RunData, ev: EvalSet, variant: str, per_s
     if search:
         payload["pattern_search"] = {"metric": "best dev selection score", "seed": run.seeds[0], "scores": search}
     if not method.zero_shot:
-        payload["training"] = {str(s): {k: v for k, v in r["training"].items() if k != "history"}
-                               for s, r in per_seed.items()}
+        payload["training"] = {str(s): r["training"] for s, r in per_seed.items()}  # with history: the report's curves
     return payload
 
 
