@@ -118,3 +118,10 @@ class RunRecord:
 
 def write_result(path: Path, payload: dict[str, Any]) -> Path:
     return atomic_write_json(path, payload)
+
+
+def load(root: str | Path = "results") -> Any:
+    """Every result under `root` as one tidy pandas DataFrame (`repro.report.frame`: columns and use)."""
+    from repro.report.frame import load as load_frame  # the report imports this module: import on use
+
+    return load_frame(root)

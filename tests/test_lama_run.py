@@ -54,6 +54,7 @@ def test_methods_write_relation_files_and_a_summary(load_tiny, shared_data, tmp_
     assert {p.name for p in out.iterdir()} == {"P101.json", "P1376.json", "summary.json"}
     on_disk = json.loads((out / "summary.json").read_text())
     assert on_disk["macro_p_at_1"] == summary["macro_p_at_1"]
+    assert on_disk["metric"] == {"module": "repro.evaluate_modules.lama", "config": "default", "version": "1.0.0"}
     assert on_disk["config"]["backbone_kind"] == ("causal" if name == "gpt2" else "masked")
     assert on_disk["command"] and on_disk["environment"]["packages"]["torch"] and on_disk["wall_time_s"] >= 0
     vocab = lama_data.allowed_vocab(shared_data, "29k", load_tiny(name).tokenizer, space_before=True)

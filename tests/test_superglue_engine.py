@@ -98,6 +98,7 @@ def test_train_and_evaluate_every_task(shared_data, tmp_path, tiny, name, task):
         assert data["n_eval"] <= 8 and data["partial"] is True and "subset" in data["notes"][0]
         assert data["training"]["42"]["steps"] == 2 and data["training"]["42"]["n_train"] == 4
         assert data["scoring"]["scoring"].startswith("summed log-prob" if name == "gpt2" else "logit of the")
+        assert data["metric"]["module"] == "repro.evaluate_modules.super_glue" and data["metric"]["config"] == evaluated
     if task == "rte":
         axb = json.loads((tmp_path / "results/superglue/fewshot" / name / "ptuning/axb.json").read_text())
         assert axb["eval_split"] == "diagnostic" and axb["trained_on"] == "rte"

@@ -34,6 +34,7 @@ from repro import metrics
 from repro.core.backbone import Backbone
 from repro.core.template import Slot, Target, Template, Text
 from repro.core.training import TrainConfig
+from repro.evaluate_modules import describe as describe_metric
 from repro.errors import ConfigError
 from repro import fidelity as fid
 from repro.experiment.config import RunConfig, fingerprint, resolve_limit
@@ -527,6 +528,7 @@ def _summary(per_relation: dict[str, dict[str, Any]], config: LamaConfig, backbo
         "backbone_source": backbone.source,
         "macro_p_at_1": summary_metrics["macro_p_at_1"],
         "micro_p_at_1": summary_metrics["micro_p_at_1"],
+        "metric": describe_metric("lama", "default"),
         "n_relations": len(evaluated),
         "n_facts": sum(r["kept"] for r in evaluated.values()),
         "relations": {

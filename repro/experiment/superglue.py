@@ -40,6 +40,7 @@ from repro import checkpoint, validate
 from repro.core.backbone import Backbone
 from repro.core.training import rng_state, set_rng_state, set_seed
 from repro.data import data_root, partial_status, require
+from repro.evaluate_modules import describe as describe_metric
 from repro.errors import ConfigError
 from repro.experiment.engine import (PristineLM, ReuseLog, Workspace, build_scorer, evaluate, fit, keyed_dir,
                                      load_finished, subset)
@@ -423,14 +424,14 @@ def result_payload(run: RunPlan, data: RunData, ev: EvalSet, variant: str, per_s
         "partial": partial,
         "notes": notes,
         "scoring": first["scoring"],
+        "metric": describe_metric("super_glue", task.name),
     }
     if task.trained_on:
         payload["trained_on"] = task.trained_on
     if search:
         payload["pattern_search"] = {"metric": "best dev selection score", "seed": run.seeds[0], "scores": search}
     if not method.zero_shot:
-        payload["training"] = {str(s): {k: v for k, v in r["training"].items() if k != "history"}
-                               for s, r in per_seed.items()}
+        payload["training"] = {str(s): r["training"] for s, r in per_seed.items()}  # with history: the report's curves
     return payload
 
 
