@@ -34,6 +34,7 @@ from tqdm.auto import tqdm
 
 from repro.atomic import atomic_write
 from repro.core.backbone import Backbone
+from repro.core.template import Template
 from repro.core.training import rng_state, set_rng_state, set_seed
 from repro.data import data_root, partial_status, require
 from repro.errors import ConfigError
@@ -146,12 +147,17 @@ class RunPlan:
         """The pattern family of the method: manual | ptuning | classifier."""
         return self.method.style.value
 
+    def template(self, variant: str) -> Template:
+        """The training task's template of `variant` in the text fidelity item `pattern_text` chooses (the suite's,
+        or the authors' where the task declares `authors_patterns`)."""
+        return self.train_task.template(self.style, variant, text=self.config.choices.pattern_text)
+
 
 def check_pattern(run: RunPlan, variant: str) -> None:
     """A named variant must exist, and a causal LM must see every input slot (nothing after [MASK])."""
     if run.style == "classifier":
         return
-    template = run.train_task.template(run.style, variant)
+    template = run.template(variant)
     hidden = slots_after_target(template)
     if run.backbone.is_causal and hidden:
         raise ConfigError(f"pattern {variant!r} of {run.train_task.name!r} puts {{{', '.join(hidden)}}} after [MASK], "
@@ -250,7 +256,7 @@ class Engine:
         started = time.perf_counter()
         run, config = self.run, self.run.config
         task = run.train_task
-        template = task.template(run.style, variant)
+        template = run.template(variant)
         members = [Member(f"seed{s}", task, template, variant, s) for s in pending]
         joint = build_joint(members, run.method, run.backbone, config, max_length=config.max_length,
                             options=config.scorer_options, quiet=self.quiet)
@@ -287,7 +293,7 @@ class Engine:
         run, config = self.run, self.run.config
         self.pristine.reset()
         task = run.train_task
-        template = task.template(run.style, variant)
+        template = run.template(variant)
         scorer = build_scorer(task, run.method, run.backbone, template, variant, config,
                               None if self._seeds_once() else seed,
                               max_length=config.max_length, options=config.scorer_options, quiet=self.quiet)
