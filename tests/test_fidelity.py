@@ -12,8 +12,7 @@ import pytest
 import torch
 
 from repro import fidelity as fid
-from repro.core.template import word_token_ids
-from repro.core.training import TrainConfig, is_improvement, set_seed, train
+from repro.core.training import TrainConfig, is_improvement, train
 from repro.errors import ConfigError
 from repro.experiment.engine import new_encoder
 from repro.experiment.lama import PRESETS as LAMA_PRESETS, LamaConfig, method_template, ptuning_template, run_lama
@@ -22,7 +21,6 @@ from repro.experiment.superglue_config import SuperGLUEConfig
 from repro.methods import get_method
 from repro.scorers.base import ScorerContext, make_scorer
 from tasks import lama as lama_data
-from tasks.base import Example
 from tasks.lama import Lama
 from tasks.registry import get_task
 
