@@ -233,15 +233,16 @@ def _superglue_data(config: Any, root, source: "BackboneSource") -> None:
         check_pattern(get_task(config.train_task), config.method_entry, config.pattern, causal=source.is_causal)
 
 
-def check_pattern(task: Any, method: Any, variant: str, *, causal: Optional[bool]) -> None:
+def check_pattern(task: Any, method: Any, variant: str, *, causal: Optional[bool], text: str = "suite") -> None:
     """A SuperGLUE pattern variant must exist for the method's style, hold prompt tokens where the method trains an
-    encoder, and (causal LMs; `causal` None: not known yet) put no input after [MASK]."""
+    encoder, and (causal LMs; `causal` None: not known yet) put no input after [MASK]. `text`: the fidelity item
+    pattern_text (the authors' wording of a pattern where its task declares one)."""
     from tasks.base import slots_after_target
 
     style = method.style.value
     if style == "classifier":
         return
-    template = task.template(style, variant)
+    template = task.template(style, variant, text=text)
     hidden = slots_after_target(template)
     if causal and hidden:
         raise ConfigError(f"pattern {variant!r} of {task.name!r} puts {{{', '.join(hidden)}}} after [MASK], "

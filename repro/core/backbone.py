@@ -36,7 +36,10 @@ from torch import nn
 
 from repro.errors import ConfigError
 
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}  # what weights load in
+# What a prompted LM may compute in: float16 only for a frozen LM cast as the authors' LAMA code does (fidelity
+# item frozen_lm_dtype, `repro.experiment.config.RunConfig.lm_dtype`).
+COMPUTE_DTYPES = {**DTYPES, "float16": torch.float16}
 
 
 @dataclass(frozen=True)

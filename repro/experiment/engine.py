@@ -72,7 +72,7 @@ class Workspace:
         """(data root, the backbone on the device, the provenance record of this command)."""
         if self.threads:
             torch.set_num_threads(self.threads)
-        record = RunRecord(dtype=config.dtype, device=self.device)
+        record = RunRecord(dtype=config.lm_dtype(config.method_entry), device=self.device)
         root = data_root(self.root)
         backbone = backbone or load_backbone(config.backbone)
         backbone.model.to(self.device)
@@ -220,7 +220,7 @@ def build_scorer(task: Task, method: Method, backbone: Backbone, template: Templ
     if seed is not None:
         set_seed(seed)
     encoder = new_encoder(template.num_prompt_tokens, backbone, config) if method.uses_encoder else None
-    model = PromptedLM(backbone, encoder, train_backbone=method.trains_backbone, dtype=config.dtype)
+    model = PromptedLM(backbone, encoder, train_backbone=method.trains_backbone, dtype=config.lm_dtype(method))
     ctx = ScorerContext(task, method, model, template, pattern, max_length, config.eval_batch_size, quiet=quiet,
                         options=dict(options or {}))
     return make_scorer(ctx)

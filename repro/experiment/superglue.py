@@ -38,6 +38,7 @@ from tqdm.auto import tqdm
 
 from repro import checkpoint, validate
 from repro.core.backbone import Backbone
+from repro.core.template import Template
 from repro.core.training import rng_state, set_rng_state, set_seed
 from repro.data import data_root, partial_status, require
 from repro.evaluate_modules import describe as describe_metric
@@ -156,10 +157,16 @@ class RunPlan:
         """The pattern family of the method: manual | ptuning | classifier."""
         return self.method.style.value
 
+    def template(self, variant: str) -> Template:
+        """The training task's template of `variant` in the text fidelity item `pattern_text` chooses (the suite's,
+        or the authors' where the task declares `authors_patterns`)."""
+        return self.train_task.template(self.style, variant, text=self.config.choices.pattern_text)
+
 
 def check_pattern(run: RunPlan, variant: str) -> None:
     """A named variant must exist, and a causal LM must see every input slot (nothing after [MASK])."""
-    validate.check_pattern(run.train_task, run.method, variant, causal=run.backbone.is_causal)
+    validate.check_pattern(run.train_task, run.method, variant, causal=run.backbone.is_causal,
+                           text=run.config.choices.pattern_text)
 
 
 def default_pattern(run: RunPlan) -> str:
@@ -269,7 +276,7 @@ class Engine:
         started = time.perf_counter()
         run, config = self.run, self.run.config
         task = run.train_task
-        template = task.template(run.style, variant)
+        template = run.template(variant)
         members = [Member(f"seed{s}", task, template, variant, s) for s in pending]
         joint = build_joint(members, run.method, run.backbone, config, max_length=config.max_length,
                             options=config.scorer_options, quiet=self.quiet)
@@ -307,7 +314,7 @@ class Engine:
         run, config = self.run, self.run.config
         self.pristine.reset()
         task = run.train_task
-        template = task.template(run.style, variant)
+        template = run.template(variant)
         scorer = build_scorer(task, run.method, run.backbone, template, variant, config,
                               None if self._seeds_once() else seed,
                               max_length=config.max_length, options=config.scorer_options, quiet=self.quiet)
