@@ -179,8 +179,7 @@ def _add_run_command(sub, name: str, command: RunCommand) -> None:
 def _run(args: argparse.Namespace, command: RunCommand, config_cls: type, converters: dict,
          workspace: dict) -> int:
     """Build the config and the workspace from the parsed flags, run the driver, print its results."""
-    from repro.experiment.engine import Workspace
-    from repro.validate import check_flags, check_train, preflight
+    from repro.validate import check_flags, check_train
 
     values = vars(args)
     given = {k: (v if isinstance(v, list) and k == "seeds" else converters[k](v))
@@ -189,8 +188,7 @@ def _run(args: argparse.Namespace, command: RunCommand, config_cls: type, conver
     config.train = replace(config.train, **_train_overrides(values, config))
     check_train(config.train)
     check_flags(config, _typed_flags(values, config_cls, given))
-    where = {k: values[k] for k in workspace if k in values}
-    preflight(config, Workspace(**where))
+    where = {k: values[k] for k in workspace if k in values}  # the driver's Workspace.open runs the preflight
     print(_load(command.printer)(_load(command.driver)(config, **where)))
     return 0
 

@@ -34,6 +34,7 @@ from repro.methods import Method
 from repro.ptuning import PromptEncoder, PromptEncoderConfig, paper_lstm_config
 from repro.results import RUNS_DIR, RunRecord
 from repro.scorers.base import Scorer, ScorerContext, make_scorer
+from repro.validate import preflight
 from tasks.base import Example, Task
 
 
@@ -72,6 +73,8 @@ class Workspace:
         """(data root, the backbone on the device, the provenance record of this command)."""
         if self.threads:
             torch.set_num_threads(self.threads)
+        if backbone is None:  # the device, backbone source and data checks, before anything loads or is written
+            preflight(config, self)
         record = RunRecord(dtype=config.lm_dtype(config.method_entry), device=self.device)
         root = data_root(self.root)
         backbone = backbone or load_backbone(config.backbone)
