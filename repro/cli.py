@@ -7,6 +7,8 @@ root, results, runs, device, threads, quiet), and the training overrides from `T
 the same name and meaning everywhere. Old spellings stay as aliases (`--seed`, `--root`, `--lr`).
 The other subcommands register themselves (`register(subparsers)` in the module that does the work).
 
+Before a run starts, `repro.validate` checks the config, the flags the method would ignore, the device, the
+backbone source and the data (`_run`): nothing is loaded or written when any of them fails.
 Errors a user can act on (`ReproError`) are printed as one line and exit with status 2, never a traceback.
 """
 
@@ -179,14 +181,27 @@ def _add_run_command(sub, name: str, command: RunCommand) -> None:
 def _run(args: argparse.Namespace, command: RunCommand, config_cls: type, converters: dict,
          workspace: dict) -> int:
     """Build the config and the workspace from the parsed flags, run the driver, print its results."""
+    from repro.validate import check_flags, check_train
+
     values = vars(args)
     given = {k: (v if isinstance(v, list) and k == "seeds" else converters[k](v))
              for k, v in values.items() if k in converters}
     config = config_cls(**given)
     config.train = replace(config.train, **_train_overrides(values, config))
-    where = {k: values[k] for k in workspace if k in values}
+    check_train(config.train)
+    check_flags(config, _typed_flags(values, config_cls, given))
+    where = {k: values[k] for k in workspace if k in values}  # the driver's Workspace.open runs the preflight
     print(_load(command.printer)(_load(command.driver)(config, **where)))
     return 0
+
+
+def _typed_flags(values: dict[str, Any], config_cls: type, given: dict[str, Any]) -> dict[str, str]:
+    """Field name -> the flag the user typed (training overrides as `train_<name>`), for messages."""
+    typed = {f.name: _flag(f) for f in fields(config_cls) if f.name in given}
+    typed.update({f"train_{name}": flag for name, flag in TRAIN_FLAGS.items() if values.get(f"train_{name}") is not None})
+    if values.get("train_lr") is not None:
+        typed["train_lr"] = "--lr"
+    return typed
 
 
 def _train_overrides(values: dict[str, Any], config: Any) -> dict[str, Any]:
@@ -224,7 +239,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         args = build_parser(chosen).parse_args(argv)
         return int(args.func(args) or 0)
     except ReproError as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {' '.join(str(err).splitlines())}", file=sys.stderr)  # one line, whatever the message holds
         return 2
     except KeyboardInterrupt:
         print("interrupted; finished relations/seeds are kept and a rerun resumes", file=sys.stderr)

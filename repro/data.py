@@ -31,6 +31,7 @@ from typing import IO, Any, Callable, Iterator, Optional, Sequence, Union
 
 from repro.atomic import atomic_write, atomic_write_text
 from repro.errors import ConfigError, DataError
+from repro.pins import PINS_FILE, Pin, inside, load_pins, write_pins
 
 PathLike = Union[str, Path]
 
@@ -43,6 +44,7 @@ ENV_ROOT = "REPRO_DATA"
 ENV_MIRROR = "REPRO_DATA_MIRROR"
 MIRROR_HINT = "../shared/data"
 _CHUNK = 1 << 20
+LINE = "_line"  # the key under which `_read_tsv` keeps each row's line number
 
 
 # ----------------------------------------------------------------------------------------------- the root
@@ -92,6 +94,7 @@ def _read_tsv(path: Path, key_columns: Sequence[str]) -> dict[str, dict[str, str
             if not row.get("path"):
                 raise DataError(f"{path}:{line}: empty field 'path'")
             rows[row["path"]] = {k: (v or "") for k, v in row.items() if k is not None}
+            rows[row["path"]][LINE] = str(line)  # for errors that name the row; not a column, never written
         return rows
 
 
@@ -148,36 +151,69 @@ def require(root: PathLike, relpath: PathLike, *, fetch_hint: bool = True) -> Pa
 
 
 # ---------------------------------------------------------------------------------------------- jsonl
-def iter_jsonl(path: PathLike, *, required: Sequence[str] = ()) -> Iterator[tuple[int, dict]]:
-    """Yield `(line number, object)` for each non-empty line; errors name `file:line` (and the field)."""
+def iter_jsonl(path: PathLike, *, required: Sequence[str] = (), allow_empty: bool = True) -> Iterator[tuple[int, dict]]:
+    """Yield `(line number, object)` for each non-empty line; errors name `file:line` (and the field).
+
+    Lines are split on bytes and decoded one by one: a text-mode reader decodes ahead in 8 KiB chunks, so a
+    bad byte would be reported at the line being read when its chunk was decoded (line 1 for a byte on line 9).
+    `allow_empty=False`: a file without a single JSON line is a DataError (a benchmark split is never empty)."""
     path = Path(path)
     try:
-        handle = open(path, encoding="utf-8")
+        handle = open(path, "rb")
     except FileNotFoundError:
         raise DataError(f"{path}: file not found") from None
+    except IsADirectoryError:
+        raise DataError(f"{path}: a directory, not a jsonl file") from None
+    found = False
     with handle:
-        lineno = 0
-        try:
-            for lineno, line in enumerate(handle, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    obj = json.loads(line)
-                except json.JSONDecodeError as err:
-                    raise DataError(f"{path}:{lineno}: invalid JSON ({err.msg} at column {err.colno})") from None
-                if not isinstance(obj, dict):
-                    raise DataError(f"{path}:{lineno}: expected a JSON object, got {type(obj).__name__}")
-                for name in required:
-                    if name not in obj:
-                        raise DataError(f"{path}:{lineno}: missing field {name!r}")
-                yield lineno, obj
-        except UnicodeDecodeError as err:
-            raise DataError(f"{path}:{lineno + 1}: not UTF-8 ({err.reason})") from None
+        for lineno, raw in enumerate(handle, start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as err:
+                raise DataError(f"{path}:{lineno}: not UTF-8 ({err.reason} at byte {err.start + 1} of the line)") from None
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise DataError(f"{path}:{lineno}: invalid JSON ({err.msg} at column {err.colno})") from None
+            if not isinstance(obj, dict):
+                raise DataError(f"{path}:{lineno}: expected a JSON object, got {type(obj).__name__}")
+            for name in required:
+                if name not in obj:
+                    raise DataError(f"{path}:{lineno}: missing field {name!r}")
+            found = True
+            yield lineno, obj
+    if not found and not allow_empty:
+        raise DataError(f"{path}: empty (no JSON line); the file is truncated or was not fetched completely")
 
 
-def read_jsonl(path: PathLike, *, required: Sequence[str] = ()) -> list[dict]:
+def read_jsonl(path: PathLike, *, required: Sequence[str] = (), allow_empty: bool = True) -> list[dict]:
     """All objects of a jsonl file (empty lines skipped); see `iter_jsonl` for the errors."""
-    return [obj for _, obj in iter_jsonl(path, required=required)]
+    return [obj for _, obj in iter_jsonl(path, required=required, allow_empty=allow_empty)]
+
+
+def check_jsonl(path: PathLike, *, required: Sequence[str] = ()) -> dict:
+    """A cheap check of a whole jsonl file before any model loads: UTF-8 throughout (a bad byte named by its line),
+    not empty, its first object parses with the required fields. Returns that object. Decoding every file of a
+    LAMA run takes a fraction of a second; parsing them all as JSON would take seconds, so later lines' JSON is
+    checked where the run reads them (with `file:line` too)."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise DataError(f"{path}: file not found") from None
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        lineno = data.count(b"\n", 0, err.start) + 1
+        column = err.start - (data.rfind(b"\n", 0, err.start) + 1) + 1
+        raise DataError(f"{path}:{lineno}: not UTF-8 ({err.reason} at byte {column} of the line)") from None
+    records = iter_jsonl(path, required=required, allow_empty=False)
+    try:
+        return next(records)[1]
+    finally:
+        records.close()
 
 
 # ---------------------------------------------------------------------------------- official sources
@@ -185,8 +221,9 @@ def read_jsonl(path: PathLike, *, required: Sequence[str] = ()) -> list[dict]:
 # URLs was fetched; the archive layouts are handled by matching member paths (see the mappers), not fixed
 # prefixes. sha256 is pinned where it is known: the dev32 files are the P-tuning authors' own
 # (THUDM/P-tuning, FewGLUE_32dev), read at the commit whose sha256 the shared mirror's MANIFEST.tsv records.
-# The three archives have no published checksum; their unpacked files are hashed into the root's MANIFEST.tsv
-# so that a re-run skips what is already there and `data status --verify` detects later corruption.
+# The three archives have no published checksum: the files they yield are checked against the project's pins
+# (`repro.pins`); their hashes go into the root's MANIFEST.tsv so that a re-run skips what is already there and
+# `data status --verify` detects later corruption.
 _DEV32_COMMIT = "f4225d4d8003868b31ed659dfe9732a351ad42d9"
 _DEV32_URL = "https://raw.githubusercontent.com/THUDM/P-tuning/{commit}/FewGLUE_32dev/{task}/dev32.jsonl"
 
@@ -288,10 +325,15 @@ class FetchReport:
     source: str
     copied: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    unpinned: list[str] = field(default_factory=list)  # official files left out: no pinned sha256 to check
 
     def summary(self) -> str:
-        return (f"{self.root}: {len(self.copied)} file(s) written, {len(self.skipped)} already up to date "
+        text = (f"{self.root}: {len(self.copied)} file(s) written, {len(self.skipped)} already up to date "
                 f"(sha256 verified) from {self.source}")
+        if self.unpinned:
+            text += (f"; {len(self.unpinned)} file(s) left out, no sha256 pinned by the project to check them "
+                     f"(e.g. {self.unpinned[0]}; --allow-unpinned takes them on trust)")
+        return text
 
 
 def _benchmarks(benchmarks: Union[str, Sequence[str]]) -> tuple[str, ...]:
@@ -309,21 +351,23 @@ def fetch(
     benchmarks: Union[str, Sequence[str]] = BENCHMARKS,
     force: bool = False,
     progress: bool = True,
+    allow_unpinned: bool = False,
 ) -> FetchReport:
     """Fill the data root from a local mirror (copy + sha256 check) or, without one, the official sources.
 
-    Mirror: every MANIFEST.tsv file of the chosen benchmarks (plus `licences/`) is copied and must match its
-    sha256; the mirror's MANIFEST.tsv and PARTIAL.tsv are copied into the root. Official: the archives of
-    `official_sources()` are downloaded and unpacked into the same layout, and the root's MANIFEST.tsv records
-    each file's URL and sha256. Either way, files whose sha256 already matches are skipped unless `force`,
+    Every path must stay inside the root and every file must match the sha256 the project pins for it
+    (`repro/data_pins.tsv`), never only the mirror's own manifest. Mirror: every MANIFEST.tsv file of the chosen
+    benchmarks (plus `licences/`) is copied; the root gets the mirror's MANIFEST.tsv rows with the pinned
+    checksums, and its PARTIAL.tsv. Official: the archives of `official_sources()` are downloaded and unpacked
+    into the same layout (files without a usable pin left out unless `allow_unpinned`), and the root's
+    MANIFEST.tsv records each file's URL and sha256. Either way, files whose sha256 already matches are skipped unless `force`,
     and each file is written atomically (temp file + rename), so an interrupted fetch leaves no torn file.
     """
-    root = Path(root)
+    root = Path(root)  # created by the first file written (`atomic_write`): a refused fetch leaves no trace
     chosen = _benchmarks(benchmarks)
-    root.mkdir(parents=True, exist_ok=True)
     if mirror is not None:
         return _fetch_mirror(root, Path(mirror), chosen, force=force, progress=progress)
-    return _fetch_official(root, chosen, force=force, progress=progress)
+    return _fetch_official(root, chosen, force=force, progress=progress, allow_unpinned=allow_unpinned)
 
 
 def _bar(items, total: int, desc: str, progress: bool):
@@ -344,22 +388,34 @@ def _copy_verified(src: Path, dest: Path, expected: Optional[str]) -> str:
                 digest.update(chunk)
                 fout.write(chunk)
         if expected and digest.hexdigest() != expected:
-            raise DataError(f"{src}: sha256 {digest.hexdigest()} does not match the manifest ({expected}); "
-                            "the copy is corrupt or changed")
+            raise DataError(f"{src}: sha256 {digest.hexdigest()} does not match the sha256 the project pins "
+                            f"({expected}, {PINS_FILE.name}); the copy is corrupt or was changed, refused")
 
     atomic_write(dest, write)
     return digest.hexdigest()
 
 
 def _fetch_mirror(root: Path, mirror: Path, chosen: tuple[str, ...], *, force: bool, progress: bool) -> FetchReport:
+    """Copy the chosen benchmarks' files listed in the mirror's manifest. Every row is checked before anything is
+    written: its path must stay inside the root (and the mirror) and be one the project pins; each copy must
+    match the pinned sha256 (`repro/data_pins.tsv`), whatever the mirror's manifest says."""
     if not (mirror / MANIFEST).is_file():
         raise DataError(f"{mirror}: not a data mirror (no {MANIFEST}); expected a directory laid out like {MIRROR_HINT}")
     manifest = read_manifest(mirror)
+    pins = load_pins()
+    for rel, row in manifest.items():
+        where = f"{mirror / MANIFEST}:{row[LINE]}"
+        inside(root, rel, where)
+        inside(mirror, rel, where)
     wanted = [p for p in manifest if p.split("/", 1)[0] in chosen or p.startswith("licences/")]
+    unpinned = [p for p in wanted if p not in pins]
+    if unpinned:
+        raise DataError(f"{mirror / MANIFEST}:{manifest[unpinned[0]][LINE]}: {len(unpinned)} file(s) without a sha256 "
+                        f"pinned by the project ({PINS_FILE.name}), e.g. {unpinned[0]!r}; refused, nothing written")
     report = FetchReport(root, f"mirror {mirror}")
     failures: list[str] = []
     for rel in _bar(wanted, len(wanted), "copying", progress):
-        expected = manifest[rel]["sha256"]
+        expected = pins[rel].sha256
         src, dest = mirror / rel, root / rel
         if not force and dest.is_file() and sha256_file(dest) == expected:
             report.skipped.append(rel)
@@ -373,9 +429,15 @@ def _fetch_mirror(root: Path, mirror: Path, chosen: tuple[str, ...], *, force: b
             failures.append(str(err))
             continue
         report.copied.append(rel)
-    for name in (MANIFEST, PARTIAL):
-        if (mirror / name).is_file():
-            atomic_write(root / name, lambda tmp, name=name: shutil.copyfile(mirror / name, tmp))
+    # The root's manifest is the mirror's when it agrees with the pins; otherwise its rows with the pinned sizes
+    # and checksums (what the copies were checked against), so `data status --verify` checks against the pins.
+    if all(p in pins and row["sha256"] == pins[p].sha256 for p, row in manifest.items()):
+        atomic_write(root / MANIFEST, lambda tmp: shutil.copyfile(mirror / MANIFEST, tmp))
+    else:
+        _write_tsv(root / MANIFEST, MANIFEST_COLUMNS,
+                   [{**manifest[p], "bytes": pins[p].bytes, "sha256": pins[p].sha256} for p in manifest if p in pins])
+    if (mirror / PARTIAL).is_file():
+        atomic_write(root / PARTIAL, lambda tmp: shutil.copyfile(mirror / PARTIAL, tmp))
     if failures:
         raise DataError(f"{len(failures)} file(s) failed verification: " + "; ".join(failures))
     return report
@@ -427,8 +489,15 @@ def _open_archive(path: Path) -> Iterator[tuple[list[str], Callable[[str], IO[by
         raise DataError(f"{path}: neither a zip nor a tar archive")
 
 
-def _extract(open_member: Callable[[str], IO[bytes]], member: str, dest: Path) -> str:
-    """Write one archive member to `dest` atomically; return its sha256."""
+class _Unpinned(Exception):
+    """An archive member whose bytes the project cannot check (no pin, or only a reconstruction's)."""
+
+
+def _extract(open_member: Callable[[str], IO[bytes]], member: str, dest: Path, pin: Optional[Pin],
+             allow_unpinned: bool) -> str:
+    """Write one archive member to `dest` atomically when it matches its pin; return its sha256. A member that
+    differs from the published bytes pinned for it is a DataError; one the project cannot check (no pin, or a
+    pin of a reconstruction) raises `_Unpinned` unless `allow_unpinned`. Either way `dest` is left untouched."""
     digest = hashlib.sha256()
 
     def write(tmp: Path) -> None:
@@ -436,13 +505,26 @@ def _extract(open_member: Callable[[str], IO[bytes]], member: str, dest: Path) -
             for chunk in iter(lambda: fin.read(_CHUNK), b""):
                 digest.update(chunk)
                 fout.write(chunk)
+        sha = digest.hexdigest()
+        if pin is not None and sha == pin.sha256:
+            return
+        if pin is not None and pin.published:
+            raise DataError(f"{member}: sha256 {sha} does not match the sha256 the project pins for {pin.path} "
+                            f"({pin.sha256}, {PINS_FILE.name}); refused")
+        if not allow_unpinned:
+            raise _Unpinned(member)
 
     atomic_write(dest, write)
     return digest.hexdigest()
 
 
-def _fetch_official(root: Path, chosen: tuple[str, ...], *, force: bool, progress: bool) -> FetchReport:
+def _fetch_official(root: Path, chosen: tuple[str, ...], *, force: bool, progress: bool,
+                    allow_unpinned: bool = False) -> FetchReport:
+    """Download the official sources. A single file must match its pin (or the task's dev32 checksum); the
+    archives have no published checksum, so each file they yield must match the file pinned for its path, and
+    files the project cannot check are left out (listed in the report) unless `allow_unpinned`."""
     manifest = read_manifest(root)
+    pins = load_pins()
     report = FetchReport(root, "the official sources")
     downloads = root / ".downloads"
     for source in (s for s in official_sources() if s.benchmark in chosen):
@@ -453,7 +535,12 @@ def _fetch_official(root: Path, chosen: tuple[str, ...], *, force: bool, progres
         if progress:
             print(f"downloading {source.url}", file=sys.stderr)
         if source.target is not None:
-            sha = _download(source.url, root / source.target, source.sha256)
+            pin = pins.get(source.target)
+            expected = pin.sha256 if pin is not None else source.sha256
+            if expected is None and not allow_unpinned:
+                report.unpinned.append(source.target)
+                continue
+            sha = _download(source.url, inside(root, source.target, source.url), expected)
             manifest[source.target] = _row(root, source.target, source, source.target, sha)
             report.copied.append(source.target)
             _record(root, manifest, report.copied)
@@ -465,10 +552,23 @@ def _fetch_official(root: Path, chosen: tuple[str, ...], *, force: bool, progres
             if not mapping:
                 raise DataError(f"{source.url}: the archive holds none of the expected files (layout changed?)")
             items = sorted(mapping.items(), key=lambda kv: kv[1])
+            failures: list[str] = []
             for member, rel in _bar(items, len(items), "unpacking", progress):
-                manifest[rel] = _row(root, rel, source, member, _extract(open_member, member, root / rel))
+                dest = inside(root, rel, f"{source.url} member {member}")
+                try:
+                    sha = _extract(open_member, member, dest, pins.get(rel), allow_unpinned)
+                except _Unpinned:
+                    report.unpinned.append(rel)
+                    continue
+                except DataError as err:
+                    failures.append(str(err))
+                    continue
+                manifest[rel] = _row(root, rel, source, member, sha)
                 report.copied.append(rel)
         archive.unlink(missing_ok=True)
+        if failures:
+            _record(root, manifest, report.copied)
+            raise DataError(f"{source.url}: {len(failures)} file(s) failed verification: " + "; ".join(failures))
         _record(root, manifest, report.copied)  # after each source, so a later failure keeps this one's record
     _record(root, manifest, report.copied)
     shutil.rmtree(downloads, ignore_errors=True)
@@ -550,12 +650,37 @@ def format_status(status: DataStatus) -> str:
     return "\n".join(lines)
 
 
+# ----------------------------------------------------------------------------------------------- pins
+def pin_mirror(mirror: PathLike) -> list[Pin]:
+    """Pins for every file of a trusted reference mirror, from the bytes of its files (the manifest gives the
+    paths and the mirror's status; its sha256 column is compared, never copied). Maintainer's use: the result
+    is written into the package by `python -m repro data pin --mirror DIR`."""
+    mirror = Path(mirror)
+    manifest = read_manifest(mirror)
+    if not manifest:
+        raise DataError(f"{mirror}: not a data mirror (no {MANIFEST})")
+    pins, disagree = [], []
+    for rel, row in manifest.items():
+        path = inside(mirror, rel, f"{mirror / MANIFEST}:{row[LINE]}")
+        if not path.is_file():
+            raise DataError(f"{mirror / MANIFEST}:{row[LINE]}: {rel} is listed but absent")
+        sha = sha256_file(path)
+        if sha != row["sha256"]:
+            disagree.append(rel)
+        pins.append(Pin(rel, path.stat().st_size, sha, "reconstructed" if row.get("status") == "reconstructed"
+                        else "complete"))
+    if disagree:
+        raise DataError(f"{mirror}: {len(disagree)} file(s) differ from the mirror's own manifest (e.g. {disagree[0]}); "
+                        "a reference mirror must be consistent before it is pinned")
+    return pins
+
+
 # ------------------------------------------------------------------------------------------------ CLI
 def register(subparsers) -> None:
     """`python -m repro data {fetch,status}`."""
     parser = subparsers.add_parser("data", help="fetch the benchmark data into the data root, or show what it holds",
                                    description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="data_command", required=True, metavar="{fetch,status}")
+    sub = parser.add_subparsers(dest="data_command", required=True, metavar="{fetch,status,pin}")
     root_help = f"data root (default: ${ENV_ROOT}, else <project>/data)"
 
     fetch_parser = sub.add_parser("fetch", help="copy from a local mirror (sha256-verified) or download the originals")
@@ -567,7 +692,13 @@ def register(subparsers) -> None:
                               help=f"comma-separated subset of {','.join(BENCHMARKS)}")
     fetch_parser.add_argument("--force", action="store_true", help="rewrite files even when their sha256 matches")
     fetch_parser.add_argument("--quiet", action="store_true", help="no progress output")
+    fetch_parser.add_argument("--allow-unpinned", action="store_true",
+                              help="official sources: also keep files the project pins no sha256 for (on trust)")
     fetch_parser.set_defaults(func=_cmd_fetch)
+
+    pin_parser = sub.add_parser("pin", help=f"maintainers: rewrite the package's {PINS_FILE.name} from a reference mirror")
+    pin_parser.add_argument("--mirror", required=True, help=f"the reference mirror (e.g. {MIRROR_HINT})")
+    pin_parser.set_defaults(func=_cmd_pin)
 
     status_parser = sub.add_parser("status", help="list present, missing and partial files")
     status_parser.add_argument("--root", "--data-root", dest="root", default=None, help=root_help)
@@ -578,12 +709,18 @@ def register(subparsers) -> None:
 def _cmd_fetch(args: argparse.Namespace) -> int:
     mirror = args.mirror or os.environ.get(ENV_MIRROR) or None
     report = fetch(data_root(args.root), mirror=mirror, benchmarks=args.only, force=args.force,
-                   progress=not args.quiet)
+                   progress=not args.quiet, allow_unpinned=args.allow_unpinned)
     print(report.summary())
     partial = read_partial(report.root)
     if partial:
         print(f"{len(partial)} file(s) are partial or missing, see {report.root / PARTIAL}; "
               "results computed on them are marked")
+    return 0
+
+
+def _cmd_pin(args: argparse.Namespace) -> int:
+    pins = pin_mirror(args.mirror)
+    print(f"{write_pins(pins)}: {len(pins)} file(s) pinned from {args.mirror}")
     return 0
 
 

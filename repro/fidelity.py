@@ -23,6 +23,10 @@ config and fingerprint, and the report prints them. Each item is read in exactly
 | encoder_mlp          | `repro.experiment.engine.new_encoder`                              |
 | pattern_search       | `repro.experiment.superglue.search_variants`                       |
 | seed_rule            | `repro.experiment.superglue.Engine` (how repetitions are seeded)   |
+| frozen_lm_dtype      | `repro.experiment.config.RunConfig.lm_dtype` (the frozen LM's dtype) |
+| decay_scope          | `repro.core.training.exempt_from_decay` (via TrainConfig)          |
+| pattern_text         | `repro.experiment.superglue.RunPlan.template` (`Task.authors_patterns`) |
+| eval_ends            | `repro.core.training` `total_steps_of`, `is_eval_point`, `wants_untrained_check` (via TrainConfig; both loops) |
 """
 
 from __future__ import annotations
@@ -54,6 +58,13 @@ class FidelityChoices:
     encoder_mlp: str = "double"  # few-shot LSTM encoder's MLP middle width: double (2h, PEFT) | single (h, authors)
     pattern_search: str = "length"  # supervised P-tuning searches: length (1, 2, 4 tokens) | positions (authors' list)
     seed_rule: str = "per_run"  # per_run: seed s seeds run s | once: set_seed(first) once, repetitions in sequence
+    frozen_lm_dtype: str = "preset"  # a frozen LM computes in: preset (the preset's dtype) | float16 (LAMA/ code)
+    decay_scope: str = "norms"  # LM weight decay spares: norms (biases, norms, 1-D) | pet (names with bias or
+    #                             LayerNorm.weight, PT-Fewshot) | all (nothing spared, LAMA/cli.py)
+    pattern_text: str = "suite"  # a task's pattern text: suite | authors (the task's `authors_patterns` overrides)
+    eval_ends: str = "suite"  # first/last dev checks: suite (scheduled checks and the last step) | lama (an
+    #                           untrained check that is never kept; none after the last step) | fewshot
+    #                           (max_steps + 1 steps, the last one checked only on schedule)
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -78,22 +89,30 @@ VALUES: dict[str, tuple[str, ...]] = {
     "encoder_mlp": ("double", "single"),
     "pattern_search": ("length", "positions"),
     "seed_rule": ("per_run", "once"),
+    "frozen_lm_dtype": ("preset", "float16"),
+    "decay_scope": ("norms", "pet", "all"),
+    "pattern_text": ("suite", "authors"),
+    "eval_ends": ("suite", "lama", "fewshot"),
 }
 
-# The authors' code, per benchmark (LAMA/ and PT-Fewshot/ differ in how a kept tie counts for patience).
+# The authors' code, per benchmark. LAMA/ and PT-Fewshot/ differ in how a kept tie counts for patience, in the
+# last batch, in the frozen LM's precision (LAMA/p_tuning/models.py halves it; PT-Fewshot always trains the LM,
+# in fp32), in which LM weights decay (LAMA/cli.py: all; PT-Fewshot/pet/wrapper.py: PET's name rule) and in
+# where training starts and ends its dev checks (LAMA/cli.py Trainer.train; PT-Fewshot/pet/wrapper.py train).
+_COMMON = dict(tie_break="last", selection="authors", label_shift="authors", lama_query="authors",
+               lama_mask_order="code", encoder_lr="scripts", lama_lm_lr="authors", encoder_mlp="single",
+               pattern_search="positions", seed_rule="once", pattern_text="authors")
 _AUTHORS = {
-    "lama": FidelityChoices(tie_break="last", tie_patience="reset", selection="authors", label_shift="authors",
-                            lama_query="authors", lama_mask_order="code", encoder_lr="scripts", lama_lm_lr="authors",
-                            drop_last="drop", encoder_mlp="single", pattern_search="positions", seed_rule="once"),
-    "superglue": FidelityChoices(tie_break="last", tie_patience="count", selection="authors", label_shift="authors",
-                                 lama_query="authors", lama_mask_order="code", encoder_lr="scripts",
-                                 lama_lm_lr="authors", drop_last="keep", encoder_mlp="single",
-                                 pattern_search="positions", seed_rule="once"),
+    "lama": FidelityChoices(**_COMMON, tie_patience="reset", drop_last="drop", frozen_lm_dtype="float16",
+                            decay_scope="all", eval_ends="lama"),
+    "superglue": FidelityChoices(**_COMMON, tie_patience="count", drop_last="keep", frozen_lm_dtype="preset",
+                                 decay_scope="pet", eval_ends="fewshot"),
 }
 # Where the paper's text is explicit it wins over the code: LAMA's (3, sub, 3, obj, 3) puts the subject before
 # [MASK]; the target is predicted where it stands (no shifted label, no stray space token: the manual prompts
 # are LAMA's, "[X] is located in [Y] ."); the prompt encoder's lr is 1e-4 ("learning rate 1e-4" for the few-shot
-# encoder). Everything else follows the authors' code.
+# encoder). Everything else follows the authors' code: the text is silent on the frozen LM's precision, on which
+# weights decay, on the word marker's spacing in WiC's pattern and on where training starts and ends its checks.
 _PAPER_TEXT = dict(label_shift="aligned", lama_query="suite", lama_mask_order="paper", encoder_lr="paper")
 
 

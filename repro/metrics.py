@@ -87,6 +87,20 @@ def multirc_em_f1a(question_ids: Sequence[Hashable], preds: Sequence, golds: Seq
     }
 
 
+def multirc_f1m(question_ids: Sequence[Hashable], preds: Sequence, golds: Sequence) -> float:
+    """MultiRC per-question macro-F1 (the SuperGLUE scorer's `f1_m`): sklearn's macro-F1 over each question's
+    answer options (labels present in its gold or predictions), averaged over questions, in percent."""
+    preds, golds = _pair(preds, golds)
+    if len(question_ids) != len(preds):
+        raise ValueError(f"{len(question_ids)} question ids for {len(preds)} answer options")
+    options: dict[Hashable, list[int]] = defaultdict(list)
+    for i, qid in enumerate(question_ids):
+        options[qid].append(i)
+    per_question = [f1_score(golds[rows].astype(int), preds[rows].astype(int), average="macro", zero_division=0)
+                    for rows in options.values()]
+    return float(np.mean(per_question) * 100.0)
+
+
 def matthews(preds: Sequence, golds: Sequence) -> float:
     """AX-b: Matthews correlation coefficient, times 100 (as the SuperGLUE leaderboard reports it)."""
     preds, golds = _pair(preds, golds)

@@ -23,6 +23,8 @@ from repro.atomic import atomic_write_json
 
 PACKAGES = ("torch", "transformers", "tokenizers", "peft", "datasets", "numpy", "scikit-learn", "gguf", "safetensors")
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
+RUNS_DIR = PROJECT_ROOT / "runs"  # git-ignored: where a user's runs write unless --results says otherwise
+REFERENCE_DIR = PROJECT_ROOT / "results"  # the committed reference results (written only as --results results)
 # Only results/ may differ from the commit: a run that writes a result must not mark the next one dirty.
 RESULTS_PATHSPEC = ":(exclude)results"
 
@@ -83,6 +85,12 @@ def git_commit() -> Optional[str]:
     return out.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
 
 
+def provenance() -> dict[str, Any]:
+    """Which code computed a result, on which CPU, when: what a reused result is announced with."""
+    return {"git_commit": git_commit(), "cpu_model": cpu_model(),
+            "date": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())}
+
+
 def command_line() -> str:
     argv = list(sys.argv)
     if argv and argv[0].endswith("__main__.py"):
@@ -103,10 +111,17 @@ class RunRecord:
         payload = dict(payload)
         payload["environment"] = environment(self.dtype, self.device)
         payload["command"] = self.command
-        payload["git_commit"] = git_commit()
+        payload.update(provenance())
         payload["wall_time_s"] = round(wall_time_s if wall_time_s is not None else time.perf_counter() - self.started, 2)
         return payload
 
 
 def write_result(path: Path, payload: dict[str, Any]) -> Path:
     return atomic_write_json(path, payload)
+
+
+def load(root: str | Path = "results") -> Any:
+    """Every result under `root` as one tidy pandas DataFrame (`repro.report.frame`: columns and use)."""
+    from repro.report.frame import load as load_frame  # the report imports this module: import on use
+
+    return load_frame(root)

@@ -1,17 +1,21 @@
 #!/usr/bin/env bash
 # The main job: LAMA P@1 with the manual prompt (MP) and with P-tuning on the default backbone, over the
-# 41 T-REx relations, then a table per relation next to the paper's GPT-2 rows.
+# 41 T-REx relations, then per relation and method: ours now | the committed reference (results/) | the paper.
 #
 #   bash scripts/reproduce_lama.sh                        # smollm2-135m, CPU preset (about 20 minutes on 2 cores, setup included)
 #   bash scripts/reproduce_lama.sh --backbone gpt2-medium --preset paper      # the paper's settings (GPU)
 #   bash scripts/reproduce_lama.sh --methods mp,ft,mp+ft,ptuning --relations P17,P19 --vocab 34k
 #
-# Finished relations are kept; rerunning after an interruption resumes where it stopped.
+# It computes into its own folder, runs/reproduce_lama/ (--results DIR for another; the committed results/ only
+# as --results results), never reuses the committed results, and resumes only from its own folder: rerunning
+# after an interruption continues where it stopped, and any reuse is announced (how many relations, from which
+# commit, CPU and date).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 
-backbone="smollm2-135m"; methods="mp,ptuning"; preset="cpu"; vocab="29k"; relations=""; extra=()
+backbone="smollm2-135m"; methods="mp,ptuning"; preset="cpu"; vocab="29k"; relations=""; results="runs/reproduce_lama"
+extra=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --backbone) backbone="$2"; shift 2 ;;
@@ -19,7 +23,8 @@ while [ $# -gt 0 ]; do
     --preset) preset="$2"; shift 2 ;;
     --vocab) vocab="$2"; shift 2 ;;
     --relations) relations="$2"; shift 2 ;;
-    -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
+    --results) results="$2"; shift 2 ;;
+    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
     *) extra+=("$1"); shift ;;
   esac
 done
@@ -31,10 +36,11 @@ export HF_HUB_OFFLINE="${HF_HUB_OFFLINE:-0}" TOKENIZERS_PARALLELISM=false
 
 IFS=',' read -r -a method_list <<< "$methods"
 for method in "${method_list[@]}"; do
-  args=(lama --backbone "$backbone" --method "$method" --vocab "$vocab" --preset "$preset")
+  args=(lama --backbone "$backbone" --method "$method" --vocab "$vocab" --preset "$preset" --results "$results")
   [ -n "$relations" ] && args+=(--relations "$relations")
   echo "== LAMA $method on $backbone (vocab $vocab, preset $preset)" >&2
   "$python" -m repro "${args[@]}" ${extra[@]+"${extra[@]}"} > /dev/null
 done
 echo
-"$python" -m repro lama-table --backbone "$(basename "$backbone")" --methods "$methods" --vocab "$vocab"
+"$python" -m repro lama-table --backbone "$(basename "$backbone")" --methods "$methods" --vocab "$vocab" \
+  --results "$results" --reference results

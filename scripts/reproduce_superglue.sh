@@ -7,7 +7,8 @@
 #   bash scripts/reproduce_superglue.sh --setting supervised --backbone bert-base-cased --preset paper
 #   bash scripts/reproduce_superglue.sh --methods mp,mp-ft,ptuning --tasks cb,rte --seeds 1
 #
-# Flags: --setting, --backbone, --methods, --tasks, --preset, --seeds, --data-root, --results; anything else
+# Flags: --setting, --backbone, --methods, --tasks, --preset, --seeds, --data-root, --results (default runs/;
+# the committed results/ only as --results results); anything else
 # (e.g. --threads 1 on a machine shared with other jobs) goes to every `python -m repro superglue` call.
 # Finished seeds are kept: rerunning after an interruption resumes.
 set -euo pipefail
@@ -15,7 +16,7 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 
 setting="fewshot"; backbone="smollm2-135m"; methods="mp,ptuning"; tasks=""; preset="cpu"; seeds="3"
-data_args=(); results_args=(); extra=()
+data_args=(); results_args=(--results runs); extra=()  # a user's runs: git-ignored runs/
 while [ $# -gt 0 ]; do
   case "$1" in
     --setting) setting="$2"; shift 2 ;;
@@ -26,7 +27,7 @@ while [ $# -gt 0 ]; do
     --seeds) seeds="$2"; shift 2 ;;
     --data-root) data_args=(--data-root "$2"); shift 2 ;;
     --results) results_args=(--results "$2"); shift 2 ;;
-    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
     *) extra+=("$1"); shift ;;
   esac
 done

@@ -32,6 +32,7 @@ from repro.core.template import Slot, Target, Template
 KINDS = ("classification", "candidates", "span", "vocab")
 STYLES = ("manual", "ptuning", "classifier")
 SETTINGS = ("fewshot", "supervised")
+PATTERN_TEXTS = ("suite", "authors")
 
 
 @dataclass
@@ -88,6 +89,11 @@ class Task:
     # commit df0c180: the "searched patterns in fully-supervised" comments of each PVP, where "the" marks a
     # prompt token), named s1, s2, ...: what fidelity item pattern_search=positions searches.
     searched_patterns: Mapping[str, str] = {}
+    # Variants (by name, any style) as the authors' code writes them, where a template cannot say it the suite's
+    # way (PET's `PVP.encode` tokenizes each of its parts alone, so the part boundaries decide the tokens): what
+    # fidelity item pattern_text=authors renders instead. Needs only this declaration, plus any slot value the
+    # text uses, prepared in `example` (WiC: the marked word as one part).
+    authors_patterns: Mapping[str, str] = {}
     classifier_pattern: str = ""  # CLS-FT input, no [MASK]
     trained_on: Optional[str] = None  # diagnostics: the task whose model evaluates them (RTE)
     diagnostics: tuple[str, ...] = ()  # tasks evaluated with this task's model (RTE: axb, axg)
@@ -114,9 +120,9 @@ class Task:
         )
 
     def read(self, path: Path) -> list[Example]:
-        """All examples of a jsonl file; a bad line fails with file:line and the field."""
+        """All examples of a jsonl file; a bad line fails with file:line and the field, an empty file by name."""
         examples: list[Example] = []
-        for lineno, row in iter_jsonl(path, required=self.required_fields):
+        for lineno, row in iter_jsonl(path, required=self.required_fields, allow_empty=False):
             try:
                 examples.extend(self.example(row, f"{path}:{lineno}"))
             except DataError as err:
@@ -147,21 +153,24 @@ class Task:
             return self.manual_patterns
         return {**self.ptuning_patterns, **self.searched_patterns}
 
-    def pattern(self, style: str, variant: Optional[str] = None) -> str:
-        """The template string of a style's variant (None: the style's default, its first variant)."""
+    def pattern(self, style: str, variant: Optional[str] = None, text: str = "suite") -> str:
+        """The template string of a style's variant (None: the style's default, its first variant); `text`
+        (fidelity item pattern_text): `suite`, or `authors` for the task's `authors_patterns` where it has one."""
         family = self.patterns(style)
         if not family:
             raise ConfigError(f"task {self.name!r} has no {style} pattern")
         name = variant or next(iter(family))
         if name not in family:
             raise ConfigError(f"task {self.name!r} has no {style} pattern {name!r}; valid: {', '.join(family)}")
-        return family[name]
+        if text not in PATTERN_TEXTS:
+            raise ConfigError(f"unknown pattern text {text!r}; valid: {', '.join(PATTERN_TEXTS)}")
+        return self.authors_patterns.get(name, family[name]) if text == "authors" else family[name]
 
     def pattern_variants(self, style: str) -> tuple[str, ...]:
         return tuple(self.patterns(style))
 
-    def template(self, style: str, variant: Optional[str] = None) -> Template:
-        return Template.parse(self.pattern(style, variant), allow_no_target=style == "classifier")
+    def template(self, style: str, variant: Optional[str] = None, text: str = "suite") -> Template:
+        return Template.parse(self.pattern(style, variant, text), allow_no_target=style == "classifier")
 
     def default_variant(self, style: str, *, causal: bool) -> str:
         """The first variant of the style; for a causal LM the first one whose input slots all precede [MASK]

@@ -145,11 +145,11 @@ def has_split(root: PathLike, relation: Union[str, Relation], split: str) -> boo
 
 
 def load_facts(root: PathLike, relation: Union[str, Relation], split: str) -> list[Fact]:
-    """Facts of one relation and split; a missing file fails with its path and why it is missing."""
+    """Facts of one relation and split; a missing or empty file fails with its path (and why it is missing)."""
     rel_id = relation.id if isinstance(relation, Relation) else relation
     path = require(root, relation_file(rel_id, split))
     facts = []
-    for lineno, row in iter_jsonl(path, required=FACT_FIELDS):
+    for lineno, row in iter_jsonl(path, required=FACT_FIELDS, allow_empty=False):
         for name in FACT_FIELDS:
             if not isinstance(row[name], str) or not row[name].strip():
                 raise DataError(f"{path}:{lineno}: field {name!r} must be a non-empty string, got {row[name]!r}")

@@ -2,8 +2,14 @@
 
 Patterns (both mark the target word, as PET and the authors do):
 - manual `pet`: PET's pattern 0, `"sentence1" / "sentence2" Similar sense of "word"? [M] .`;
-- ptuning `paper`: `sentence1 [SEP] sentence2 [P] *word* ? [M]` (the paper's pattern; the authors' code
-  writes the mark as "*word *"); `p2`, `p4`: 2 or 4 prompt tokens.
+- ptuning `paper`: `sentence1 [SEP] sentence2 [P] *word* ? [M]` (the paper's pattern); `p2`, `p4`: 2 or 4
+  prompt tokens.
+
+The authors' text (fidelity item pattern_text=authors, `authors_patterns`): THUDM/P-tuning
+PT-Fewshot/data_utils/task_pvps.py WicPVP marks the word as `"*" + word + " *"`, a space before the closing
+star, and PET's `PVP.encode` tokenizes each part alone: pattern 1 has the marked word and "?" as ONE part, the
+searched patterns the marked word as one part and "?" as the next. A template slot is tokenized alone too, so
+`example` prepares both parts as slot values (`marked_word`, `marked_question`).
 """
 
 from __future__ import annotations
@@ -32,10 +38,19 @@ class Wic(ClassificationTask):
         "s2": "{sentence1:shorten} [SEP] {sentence2:shorten} [P] *{word} * ? [P] [MASK]",
         "s3": "{sentence1:shorten} [P] {sentence2:shorten} [P] *{word} * ? [P] [MASK]",
     }
+    authors_patterns = {
+        "paper": "{sentence1:shorten} [SEP] {sentence2:shorten} [P] {marked_question} [MASK]",
+        "s1": "{sentence1:shorten} [SEP] {sentence2:shorten} [P] {marked_word} ? [MASK]",
+        "s2": "{sentence1:shorten} [SEP] {sentence2:shorten} [P] {marked_word} ? [P] [MASK]",
+        "s3": "{sentence1:shorten} [P] {sentence2:shorten} [P] {marked_word} ? [P] [MASK]",
+    }
     classifier_pattern = "{word} : {sentence1:shorten} [SEP] {sentence2:shorten}"
 
     def example(self, row: dict[str, Any], uid: str) -> list[Example]:
-        values = {"word": str(row["word"]), "sentence1": str(row["sentence1"]), "sentence2": str(row["sentence2"])}
+        word = str(row["word"])
+        marked = "*" + word + " *"  # WicPVP's marker, one part for PET's encoder (authors_patterns)
+        values = {"word": word, "sentence1": str(row["sentence1"]), "sentence2": str(row["sentence2"]),
+                  "marked_word": marked, "marked_question": marked + "?"}
         return [Example(uid, values, label_index(self, row.get("label"), uid))]
 
     def score(self, examples: Sequence[Example], predictions: Sequence[Any]) -> dict[str, float]:

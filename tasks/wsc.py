@@ -10,7 +10,11 @@ Following PET (`WscProcessor`, `WscPVP`, `WscTaskHelper`):
 - evaluation generates a span at the target and applies PET's rule (`pet_span_match`): the prediction says
   "refers to span1" when the predicted words are a subset of span1's words or vice versa; that boolean is the
   predicted label, compared with the gold label.
-Patterns: `manual` `pet` is PET's pattern 0; `ptuning` `paper` the paper's (`pattern_id 2` of THUDM/P-tuning,
+Patterns: `manual` `pet` is PET's pattern 0, `text The pronoun '*p*' refers to [MASK].`, where PET tokenizes
+"The pronoun '*p*' refers to" as one part: the stars and quotes hug the pronoun. A template slot is tokenized
+on its own (a SentencePiece tokenizer would start it with a word boundary, "▁"), so the marked pronoun
+`'*p*'` is one slot value (`pronoun_quoted`) between whitespace, which tokenizes as PET's one part does;
+`ptuning` `paper` the paper's (`pattern_id 2` of THUDM/P-tuning,
 whose two prompt tokens stand where that code writes "the": `[P] text [P] pronoun '*p*' refers to [MASK].`);
 `p2`, `p4`: the same with 2 or 4 tokens per prompt run.
 """
@@ -71,7 +75,7 @@ class Wsc(Task):
     kind = "span"
     required_fields = ("text", "target")
     labels = (False, True)
-    manual_patterns = {"pet": "{text:shorten} The pronoun '*{pronoun}*' refers to [MASK]."}
+    manual_patterns = {"pet": "{text:shorten} The pronoun {pronoun_quoted} refers to [MASK]."}
     ptuning_patterns = {"paper": PAPER, **prompt_length_variants(PAPER)}
     searched_patterns = {  # WscPVP
         "s1": "{text:shorten} [P] '*{pronoun}*' [P] [MASK]",
@@ -93,7 +97,8 @@ class Wsc(Task):
                 raise DataError(f"missing field 'target.{key}'")
         label = label_index(self, row.get("label"), "")
         text = mark_pronoun(str(row["text"]), int(target["span2_index"]), str(target["span2_text"]))
-        values = {"text": text, "pronoun": str(target["span2_text"])}
+        pronoun = str(target["span2_text"])
+        values = {"text": text, "pronoun": pronoun, "pronoun_quoted": f"'*{pronoun}*'"}
         return [Example(uid=uid, values=values, label=label, candidates=(str(target["span1_text"]),))]
 
     def train_examples(self, examples: Sequence[Example]) -> list[Example]:

@@ -34,7 +34,7 @@ def test_local_directories_load_with_their_kind_and_short_name(tiny_dirs, name):
 
 
 def test_unknown_backbone_and_bad_options_are_clear_errors(tmp_path):
-    with pytest.raises(ConfigError, match="not an embedded backbone .*smollm2-135m"):
+    with pytest.raises(ConfigError, match="tried an embedded name: not one of .*smollm2-135m; a local directory"):
         load_backbone("no-such-org/no-such-model")
     (tmp_path / "weights.bin").write_bytes(b"x")
     with pytest.raises(ConfigError, match="is a file"):

@@ -12,8 +12,7 @@ import pytest
 import torch
 
 from repro import fidelity as fid
-from repro.core.template import word_token_ids
-from repro.core.training import TrainConfig, is_improvement, set_seed, train
+from repro.core.training import TrainConfig, is_improvement, train
 from repro.errors import ConfigError
 from repro.experiment.engine import new_encoder
 from repro.experiment.lama import PRESETS as LAMA_PRESETS, LamaConfig, method_template, ptuning_template, run_lama
@@ -22,7 +21,6 @@ from repro.experiment.superglue_config import SuperGLUEConfig
 from repro.methods import get_method
 from repro.scorers.base import ScorerContext, make_scorer
 from tasks import lama as lama_data
-from tasks.base import Example
 from tasks.lama import Lama
 from tasks.registry import get_task
 
@@ -33,14 +31,21 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_levels_resolve_to_the_ledger_sides_and_items_override_one_by_one():
     suite, paper, authors = (fid.resolve(level, "superglue") for level in fid.LEVELS)
     assert suite == fid.FidelityChoices()  # the suite's default is the behaviour before the switch existed
-    assert {k for k, v in authors.to_dict().items() if v != suite.to_dict()[k]} == set(fid.VALUES) - {"tie_patience",
-                                                                                                     "drop_last"}
+    # PT-Fewshot keeps the suite's patience count and last batch, and trains the LM (in fp32: no frozen LM to halve)
+    assert {k for k, v in authors.to_dict().items() if v != suite.to_dict()[k]} == set(fid.VALUES) - {
+        "tie_patience", "drop_last", "frozen_lm_dtype"}
+    assert (authors.decay_scope, authors.eval_ends, authors.frozen_lm_dtype) == ("pet", "fewshot", "preset")
     # the paper's text is explicit on these, the authors' code decides the rest
     assert (paper.label_shift, paper.lama_query, paper.lama_mask_order, paper.encoder_lr) == (
         "aligned", "suite", "paper", "paper")
     assert paper.tie_break == "last" and paper.selection == "authors" and paper.seed_rule == "once"
+    assert (paper.decay_scope, paper.eval_ends, paper.pattern_text) == ("pet", "fewshot", "authors")
     lama_authors = fid.resolve("authors", "lama")
     assert (lama_authors.tie_patience, lama_authors.drop_last) == ("reset", "drop")  # LAMA/cli.py
+    # LAMA/p_tuning/models.py halves a frozen LM; LAMA/cli.py decays every parameter, checks at epoch starts
+    assert (lama_authors.frozen_lm_dtype, lama_authors.decay_scope, lama_authors.eval_ends) == ("float16", "all", "lama")
+    assert fid.resolve("paper", "lama") == replace(lama_authors, label_shift="aligned", lama_query="suite",
+                                                   lama_mask_order="paper", encoder_lr="paper")
     for item, values in fid.VALUES.items():
         for value in values:
             assert getattr(fid.resolve("suite", "lama", {item: value}), item) == value
@@ -302,6 +307,144 @@ def test_seed_sequence_per_run_or_once(shared_data, tmp_path, load_tiny):
 def test_config_seeds_and_runs_record_the_rule():
     assert SuperGLUEConfig(task="cb", fidelity="authors").train.reseed is False
     assert SuperGLUEConfig(task="cb").train.reseed is True
+
+
+# ------------------------------------------------------------------------ item 5c: the frozen LM's dtype
+def test_a_frozen_lm_computes_in_float16_under_the_authors_lama_code(load_tiny, shared_data):
+    from repro.core.batch import collate, pad_id_of
+    from repro.experiment.engine import build_scorer
+
+    relation = lama_data.get_relations(shared_data, ["P36"])[0]
+    for name in ("gpt2", "bert"):
+        backbone = load_tiny(name)
+        vocab = lama_data.allowed_vocab(shared_data, "29k", backbone.tokenizer, space_before=True)
+        facts, _ = lama_data.filter_facts(lama_data.load_facts(shared_data, relation, "test"), vocab)
+        examples = Lama.facts_as_examples(facts[:4], "test")
+        for method, choice, lm_dtype in (("ptuning", "preset", torch.float32), ("ptuning", "float16", torch.float16),
+                                         ("ft", "float16", torch.float32)):  # a fine-tuned LM is never halved
+            config = _lama(method, fidelity_items={"frozen_lm_dtype": choice})
+            m = get_method(method, "lama")
+            template = method_template(m, relation, backbone, config)
+            scorer = build_scorer(Lama(relation, vocab), m, backbone, template, method, config, 34, max_length=None,
+                                  quiet=True)
+            model = scorer.model
+            assert {p.dtype for p in model.lm.parameters()} == {lm_dtype}, (name, method, choice)
+            batch = collate(scorer.train_items(examples), pad_id_of(backbone.tokenizer))
+            assert model.target_hidden(batch).dtype == lm_dtype
+            loss = model.loss(batch)
+            loss.backward()
+            assert torch.isfinite(loss)
+            if model.encoder is not None:  # the encoder keeps fp32 weights and gets finite gradients through fp16
+                assert all(p.dtype == torch.float32 and p.grad is not None and torch.isfinite(p.grad).all()
+                           for p in model.encoder.parameters())
+            backbone.model.to(torch.float32)
+    assert LamaConfig(method="mp", fidelity="authors").lm_dtype(get_method("mp", "lama")) == "float16"
+    assert LamaConfig(method="mp", preset="paper").lm_dtype(get_method("mp", "lama")) == "float16"  # text silent
+    assert LamaConfig(method="mp").lm_dtype(get_method("mp", "lama")) == "bfloat16"  # the cpu preset's
+    cfg = SuperGLUEConfig(task="cb", preset="paper", fidelity="authors", method="ptuning-frozen")
+    assert cfg.lm_dtype(get_method("ptuning-frozen", "superglue")) == "float32"  # PT-Fewshot never halves the LM
+
+
+# ------------------------------------------------------------------------------- item 11: weight decay scope
+@pytest.mark.parametrize("name", ["gpt2", "bert", "albert", "llama"])
+def test_which_lm_parameters_decay(load_tiny, name):
+    from repro.core.model import PromptedLM
+    from repro.core.training import build_optimizer
+
+    model = PromptedLM(load_tiny(name), train_backbone=True)
+    named = dict(model.named_parameters())
+    names = {id(p): n for n, p in named.items()}
+    decayed = {}
+    for scope in fid.VALUES["decay_scope"]:
+        optimizer = build_optimizer(model.trainable_parameters(), named, TrainConfig(weight_decay=0.1, max_steps=1,
+                                                                                    decay_scope=scope))
+        decayed[scope] = {names[id(p)] for g in optimizer.param_groups if g["weight_decay"] > 0 for p in g["params"]}
+    everything = set(named)
+    assert decayed["all"] == everything  # LAMA/cli.py: Adam(..., weight_decay) over every parameter
+    # PT-Fewshot/pet/wrapper.py: no_decay = ['bias', 'LayerNorm.weight'], matched as substrings of the names
+    assert decayed["pet"] == {n for n in everything if "bias" not in n and "LayerNorm.weight" not in n}
+    assert decayed["norms"] == {n for n in everything if named[n].ndim >= 2 and "norm" not in n.lower()
+                                and not n.endswith("bias")}
+    norm_weights = {n for n in everything if "norm" in n.lower() or ".ln_" in n}
+    assert norm_weights and not norm_weights & decayed["norms"]
+    if name == "bert":  # its norms are called LayerNorm: PET's rule spares them too
+        assert not norm_weights & decayed["pet"]
+    else:  # GPT-2's ln_1, Llama's input_layernorm, ALBERT's full_layer_layer_norm decay under PET's rule
+        assert norm_weights & decayed["pet"]
+    assert LamaConfig(method="ft", fidelity="authors").train.decay_scope == "all"
+    assert SuperGLUEConfig(task="cb", fidelity="authors").train.decay_scope == "pet"
+    assert SuperGLUEConfig(task="cb").train.decay_scope == "norms"
+
+
+# ---------------------------------------------------------------- item 13: the first and last dev checks
+def _checks(eval_ends, *, steps=None, epochs=None, every=None, schedule="constant", scores=None):
+    """Train the one-parameter toy; (steps run, steps checked, best step, w at each check)."""
+    model, seen = _Toy(), []
+    it = iter(scores or [])
+
+    def evaluate():
+        seen.append(float(model.w))
+        return next(it, 0.5)
+
+    cfg = TrainConfig(optimizer="adam", lr_encoder=0.1, batch_size=2, max_steps=steps, max_epochs=epochs,
+                      eval_every_steps=every, schedule=schedule, eval_ends=eval_ends)
+    outcome = train(model, [0] * 4, lambda b: (model.w - 1).pow(2).sum(), evaluate, cfg, quiet=True)
+    return outcome.steps, [h["step"] for h in outcome.history], outcome.best_step, seen
+
+
+def test_first_and_last_dev_checks():
+    assert _checks("suite", steps=5, every=2)[:2] == (5, [2, 4, 5])  # the last step is always checked
+    # LAMA/cli.py Trainer.train: a check at each epoch's start, so the untrained model first and never the last
+    # epoch; 3 epochs of 2 batches: checks before epochs 0, 1, 2 (steps 0, 2, 4), training ends at step 6
+    assert _checks("suite", epochs=3)[:2] == (6, [2, 4, 6])
+    assert _checks("lama", epochs=3)[:2] == (6, [0, 2, 4])
+    assert _checks("lama", steps=5, every=2)[:2] == (5, [0, 2, 4])
+    assert _checks("lama", steps=4, every=2)[:2] == (4, [0, 2])
+    # the untrained check is never kept (`epoch_idx > 0`), even when it scores best
+    steps, checked, best, _ = _checks("lama", steps=4, every=2, scores=[0.9, 0.1, 0.2])
+    assert checked == [0, 2] and best == 2
+    # ... but it counts towards early stopping (early_stop += 1): with patience 1 nothing trains
+    model = _Toy()
+    cfg = TrainConfig(max_steps=4, eval_every_steps=2, patience=1, eval_ends="lama")
+    assert train(model, [0] * 4, lambda b: (model.w - 1).pow(2).sum(), lambda: 0.5, cfg, quiet=True).steps == 0
+    # PT-Fewshot/pet/wrapper.py: breaks once max_steps < global_step (max_steps + 1 steps), checks on schedule only
+    assert _checks("fewshot", steps=5, every=2)[:2] == (6, [2, 4, 6])
+    assert _checks("fewshot", steps=4, every=2)[:2] == (5, [2, 4])
+    assert _checks("fewshot", epochs=3)[:2] == (6, [2, 4, 6])  # no max_steps: the epochs alone, no extra step
+    # the linear schedule spans max_steps, so the extra step runs at lr 0: w does not move; a constant lr moves it
+    _, checked, _, w = _checks("fewshot", steps=3, every=1, schedule="linear")
+    assert checked == [1, 2, 3, 4] and w[3] == w[2]
+    _, _, _, w = _checks("fewshot", steps=3, every=1)
+    assert w[3] != w[2]
+    assert LamaConfig(method="ptuning", fidelity="authors").train.eval_ends == "lama"
+    assert SuperGLUEConfig(task="cb", fidelity="authors").train.eval_ends == "fewshot"
+
+
+@pytest.mark.parametrize("eval_ends", fid.VALUES["eval_ends"])
+def test_the_joint_loop_checks_where_the_single_loop_does(eval_ends):
+    from repro.core.joint import JointUnit, train_joint
+
+    configs = [TrainConfig(optimizer="adam", lr_encoder=0.1, batch_size=2, max_steps=5, eval_every_steps=2,
+                           eval_ends=eval_ends),
+               TrainConfig(optimizer="adam", lr_encoder=0.1, batch_size=2, max_epochs=3, eval_ends=eval_ends)]
+    toys = [_Toy() for _ in configs]
+    units = [JointUnit(f"u{i}", {"w": t.w}, [0] * (4 + 2 * i), c) for i, (t, c) in enumerate(zip(toys, configs))]
+
+    def losses(parts):
+        out = []
+        for i, batch in parts:
+            loss = (toys[i].w - 1).pow(2).sum()
+            loss.backward()
+            out.append(float(loss.detach()))
+        return out
+
+    outcomes = train_joint(torch.nn.Module(), units, losses, lambda indices: [0.5] * len(indices), quiet=True)
+    for i, (config, outcome) in enumerate(zip(configs, outcomes)):
+        model = _Toy()
+        alone = train(model, [0] * (4 + 2 * i), lambda b: (model.w - 1).pow(2).sum(), lambda: 0.5, config, quiet=True)
+        assert [h["step"] for h in outcome.history] == [h["step"] for h in alone.history]
+        assert outcome.steps == alone.steps
+    assert [h["step"] for h in outcomes[0].history][0] == (0 if eval_ends == "lama" else 2)
 
 
 # ------------------------------------------------------------------------------------------ the ledger

@@ -5,11 +5,10 @@ from __future__ import annotations
 import json
 import shutil
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
 
-from repro.experiment import engine, lama
+from repro.experiment import engine
 from repro.cli import main
 from repro.errors import DataError
 from repro.experiment.lama import LamaConfig, PRESETS, method_template, ptuning_template, run_lama
@@ -27,8 +26,8 @@ def _config(method: str, **kwargs) -> LamaConfig:
 
 
 def _run(load_tiny, name, config, shared_data, tmp_path, **kwargs):
-    return run_lama(config, root=shared_data, results_root=tmp_path / "results", runs_root=tmp_path / "runs",
-                    backbone=load_tiny(name), quiet=True, **kwargs)
+    return run_lama(config, root=shared_data, results_root=tmp_path / "results", backbone=load_tiny(name), quiet=True,
+                    **kwargs)
 
 
 def test_paper_templates_for_masked_and_causal(load_tiny, shared_data):
@@ -55,6 +54,7 @@ def test_methods_write_relation_files_and_a_summary(load_tiny, shared_data, tmp_
     assert {p.name for p in out.iterdir()} == {"P101.json", "P1376.json", "summary.json"}
     on_disk = json.loads((out / "summary.json").read_text())
     assert on_disk["macro_p_at_1"] == summary["macro_p_at_1"]
+    assert on_disk["metric"] == {"module": "repro.evaluate_modules.lama", "config": "default", "version": "1.0.0"}
     assert on_disk["config"]["backbone_kind"] == ("causal" if name == "gpt2" else "masked")
     assert on_disk["command"] and on_disk["environment"]["packages"]["torch"] and on_disk["wall_time_s"] >= 0
     vocab = lama_data.allowed_vocab(shared_data, "29k", load_tiny(name).tokenizer, space_before=True)
@@ -105,7 +105,8 @@ def test_interrupted_run_resumes_with_identical_results(load_tiny, shared_data, 
         _run(load_tiny, "gpt2", _config("ptuning", sequential=True), shared_data, tmp_path / "resumed")
     out = tmp_path / "resumed" / "results" / "lama" / "gpt2" / "ptuning-29k"
     assert (out / "P101.json").is_file() and not (out / "P1376.json").exists() and not (out / "summary.json").exists()
-    assert (tmp_path / "resumed" / "runs" / "lama" / "gpt2" / "ptuning-29k" / "P1376" / "train_state.pt").is_file()
+    # the checkpoint lives beside its results, in a folder named by the relation's fingerprint
+    assert len(list((out / ".resume" / "P1376").glob("*/train_state.pt"))) == 1
     monkeypatch.setattr(engine, "train", real_train)
 
     first_done = (out / "P101.json").read_text()

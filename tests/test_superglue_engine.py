@@ -98,6 +98,7 @@ def test_train_and_evaluate_every_task(shared_data, tmp_path, tiny, name, task):
         assert data["n_eval"] <= 8 and data["partial"] is True and "subset" in data["notes"][0]
         assert data["training"]["42"]["steps"] == 2 and data["training"]["42"]["n_train"] == 4
         assert data["scoring"]["scoring"].startswith("summed log-prob" if name == "gpt2" else "logit of the")
+        assert data["metric"]["module"] == "repro.evaluate_modules.super_glue" and data["metric"]["config"] == evaluated
     if task == "rte":
         axb = json.loads((tmp_path / "results/superglue/fewshot" / name / "ptuning/axb.json").read_text())
         assert axb["eval_split"] == "diagnostic" and axb["trained_on"] == "rte"
@@ -311,3 +312,21 @@ def test_committed_fewshot_results_cover_every_task_and_their_means_are_the_seed
                 assert mean == pytest.approx(statistics.fmean(values)), (path.name, key)
                 spread = statistics.stdev(values) if len(values) > 1 else 0.0
                 assert result["std"][key] == pytest.approx(spread), (path.name, key)
+
+
+def test_a_run_of_fewer_seeds_never_shrinks_the_result_and_threads_key_the_seeds(shared_data, tmp_path, tiny, capsys):
+    """Issue 16: seeds 42,43 then seed 42 alone -> the result still holds both (same settings, same folder);
+    another thread count is other settings: its seed is recomputed in its own resume folder, and says why."""
+    backbone = tiny("bert")
+    both = run(tiny_config("cb", seeds=[42, 43]), shared_data, tmp_path, backbone)["cb"]
+    capsys.readouterr()
+    one = run(tiny_config("cb", seeds=[42]), shared_data, tmp_path, backbone)["cb"]
+    assert "reused 1 of 1 seeds" in capsys.readouterr().err
+    assert one["seeds"] == both["seeds"] and one["mean"] == both["mean"]
+    threads = torch.get_num_threads()
+    try:
+        run_superglue(tiny_config("cb", seeds=[42]), root=shared_data, results_root=tmp_path / "results",
+                      runs_root=tmp_path / "runs", backbone=backbone, quiet=True, threads=threads + 1)
+    finally:
+        torch.set_num_threads(threads)
+    assert f"threads {threads} -> {threads + 1}" in capsys.readouterr().err

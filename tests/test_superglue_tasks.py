@@ -83,7 +83,9 @@ def test_adapter_reads_the_first_real_line(shared_data, name):
         assert ex.values["premise"] == row["sentence1"] and ex.values["hypothesis"] == row["sentence2"]
         assert ex.label == row["label"]
     elif name == "wic":
-        assert ex.values == {"word": row["word"], "sentence1": row["sentence1"], "sentence2": row["sentence2"]}
+        marked = "*" + row["word"] + " *"  # WicPVP's marker, as one part (pattern_text=authors)
+        assert ex.values == {"word": row["word"], "sentence1": row["sentence1"], "sentence2": row["sentence2"],
+                             "marked_word": marked, "marked_question": marked + "?"}
     else:
         assert ex.label == row["label"]
     assert set(task.verbalizer) == set(task.labels) and task.labels

@@ -73,14 +73,15 @@ def build_roberta(directory: Path, texts: list[str]) -> Path:
     return _save(RobertaForMaskedLM(config), tokenizer, directory)
 
 
-def build_albert(directory: Path, texts: list[str]) -> Path:
+def build_albert(directory: Path, texts: list[str], extra_pieces: tuple[str, ...] = ()) -> Path:
+    """`extra_pieces`: whole-word pieces added with the best score (a test that needs "▁yes" as one token)."""
     from tokenizers import SentencePieceUnigramTokenizer
     from transformers import AlbertConfig, AlbertForMaskedLM, AlbertTokenizer
 
     trainer = SentencePieceUnigramTokenizer()
     specials = ["<pad>", "<unk>", "[CLS]", "[SEP]", "[MASK]"]
     trainer.train_from_iterator(texts, vocab_size=1500, special_tokens=specials, unk_token="<unk>")
-    pieces = json.loads(trainer._tokenizer.to_str())["model"]["vocab"]
+    pieces = json.loads(trainer._tokenizer.to_str())["model"]["vocab"] + [[p, 0.0] for p in extra_pieces]
     tokenizer = AlbertTokenizer(vocab=[(p, s) for p, s in pieces], do_lower_case=True)
     torch.manual_seed(0)
     config = AlbertConfig(

@@ -9,7 +9,7 @@ their separate-training gradient), then steps every unit's optimizer. Units due 
 a step are evaluated together (`evaluate` gets their indices). A unit that finishes (last step or patience)
 leaves the batch; `on_done` gets it at once (with its best state restored), so a driver can test and write it.
 
-Resume: at every step where some unit was evaluated, the state of all units (trainable tensors, optimizer,
+Resume: at every step where some unit was evaluated or finished, the state of all units (trainable tensors, optimizer,
 scheduler, loop position, best state, each unit's RNG state) is written atomically to one checkpoint, keyed
 by unit name and checked against each unit's training fingerprint. A unit that had finished is kept there
 with its best state until the caller has written it, so an interruption anywhere resumes with the same
@@ -27,7 +27,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from repro.atomic import atomic_write
+from repro import checkpoint
 from repro.core.encoder_stack import UnitRNG
 from repro.core.training import (
     TrainConfig,
@@ -41,6 +41,7 @@ from repro.core.training import (
     record_evaluation,
     total_steps_of,
     training_kernels,
+    wants_untrained_check,
 )
 from repro.errors import ConfigError
 
@@ -130,7 +131,7 @@ def train_joint(
         groups = {"encoder": list(unit.params.values())}
         optimizer = build_optimizer(groups, dict(unit.params), unit.config)
         total = total_steps_of(len(unit.items), unit.config)
-        runners.append(_Runner(i, unit, total, optimizer, _scheduler(optimizer, unit.config, total)))
+        runners.append(_Runner(i, unit, total, optimizer, _scheduler(optimizer, unit.config, len(unit.items))))
     ckpt = Path(checkpoint_dir) / CHECKPOINT if checkpoint_dir else None
     restored = _restore(ckpt, runners, rng) if ckpt is not None and ckpt.is_file() else set()
     if rng is not None:
@@ -139,6 +140,9 @@ def train_joint(
                 rng.reseed(r.index, r.unit.config.seed)
 
     _finish([r for r in runners if r.finished], on_done)  # finished before an interruption, not yet written
+    untrained = [r for r in runners if not r.finished and wants_untrained_check(r.state, r.unit.config)]
+    if untrained:  # fidelity eval_ends=lama: the units' untrained checks, together (logged, counted, never kept)
+        _check(model, untrained, evaluate, untrained=True)
     total_steps = max(r.total_steps for r in runners)
     start = min((r.state.step for r in runners if not r.finished), default=total_steps)
     bar = tqdm(total=total_steps, initial=start, desc=desc, disable=quiet, leave=False, unit="step")
@@ -155,19 +159,28 @@ def train_joint(
         due = [r for r, loss in zip(active, unit_losses) if r.step(loss)]
         bar.update(1)
         bar.set_postfix(units=len(active), loss=f"{sum(unit_losses) / len(active):.3f}")
-        if not due:
+        # A unit finishes at a check (patience, or the last step under eval_ends=suite) or, where the last step
+        # is no check (eval_ends lama, fewshot), right after its last step.
+        finished = [r for r in active if r.finished]
+        if not due and not finished:
             continue
-        model.eval()
-        with torch.no_grad():
-            scores = evaluate([r.index for r in due])
-        for r, score in zip(due, scores):
-            record_evaluation(r.state, tuple(map(float, score)) if isinstance(score, (tuple, list)) else float(score),
-                              r.unit.config, r.snapshot)
+        if due:
+            _check(model, due, evaluate)
         if ckpt is not None:
             _save(ckpt, runners, rng)
-        _finish([r for r in due if r.finished], on_done)
+        _finish(finished, on_done)
     bar.close()
     return [r.outcome for r in runners]  # type: ignore[misc]
+
+
+def _check(model: nn.Module, runners: list[_Runner], evaluate: EvalFn, untrained: bool = False) -> None:
+    """Evaluate the units of `runners` together and record each one's dev score."""
+    model.eval()
+    with torch.no_grad():
+        scores = evaluate([r.index for r in runners])
+    for r, score in zip(runners, scores):
+        record_evaluation(r.state, tuple(map(float, score)) if isinstance(score, (tuple, list)) else float(score),
+                          r.unit.config, r.snapshot, untrained=untrained)
 
 
 def _finish(runners: list[_Runner], on_done: Optional[DoneFn]) -> None:
@@ -191,12 +204,18 @@ def _save(path: Path, runners: list[_Runner], rng: Optional[UnitRNG]) -> None:
             entry.update(trainable={n: p.detach() for n, p in r.unit.params.items()},
                          optimizer=r.optimizer.state_dict(), scheduler=r.scheduler.state_dict())
         payload[r.unit.name] = entry
-    atomic_write(path, lambda p: torch.save({"units": payload}, p))
+    checkpoint.save(path, {"units": payload}, kind="joint_state")
 
 
 def _restore(path: Path, runners: list[_Runner], rng: Optional[UnitRNG]) -> set[int]:
-    """Load the units found in the checkpoint; returns their indices (the others start from step 0)."""
-    saved = torch.load(path, map_location="cpu", weights_only=False)["units"]
+    """Load the units found in the checkpoint; returns their indices (the others start from step 0). An unusable
+    checkpoint is set aside by `repro.checkpoint` and every unit starts from step 0."""
+    loaded = checkpoint.load(path, kind="joint_state")
+    saved = loaded.get("units") if isinstance(loaded, dict) else None
+    if not isinstance(saved, dict):
+        if loaded is not None:
+            checkpoint.set_aside(path, "joint checkpoint without units")
+        return set()
     restored = set()
     for r in runners:
         entry = saved.get(r.unit.name)

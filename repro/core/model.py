@@ -19,7 +19,7 @@ from typing import Optional
 import torch
 from torch import nn
 
-from repro.core.backbone import DTYPES, Backbone
+from repro.core.backbone import COMPUTE_DTYPES, Backbone
 from repro.core.batch import Batch
 from repro.ptuning import PromptEncoder
 
@@ -40,7 +40,7 @@ class PromptedLM(nn.Module):
         self.lm = backbone.model
         self.encoder = encoder
         self.train_backbone = train_backbone
-        self.compute_dtype = DTYPES[dtype]
+        self.compute_dtype = COMPUTE_DTYPES[dtype]
         self.lm.requires_grad_(train_backbone)
         # A frozen LM can hold its weights in the compute dtype (fastest); a trained one keeps fp32 master
         # weights and runs under autocast.

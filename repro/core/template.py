@@ -65,6 +65,9 @@ _ELEMENT = re.compile(r"\[[^\[\]]*\]|\{[^{}]*\}")
 _PROMPT = re.compile(r"^\[P(?:\*(\d+))?\]$")
 _SLOT = re.compile(r"^\{([A-Za-z_][A-Za-z0-9_]*)(?::(shorten))?\}$")
 _TUPLE_STRING = re.compile(r"^\(\s*[\w\s,]+\)$")
+# Prompt tokens one template may hold. The paper's templates have 3 to 16; the bound stops a typo such as
+# [P*999999999] before it reaches an encoder allocation (2.3 TB for that one) or a model's position limit.
+MAX_PROMPT_TOKENS = 1024
 
 
 @dataclass(frozen=True)
@@ -86,10 +89,20 @@ class Template:
         if isinstance(spec, Template):
             return spec
         if isinstance(spec, str) and _TUPLE_STRING.match(spec.strip()):
-            items = [s.strip() for s in spec.strip()[1:-1].split(",") if s.strip()]
+            items = [s.strip() for s in spec.strip()[1:-1].split(",")]
+            if items and not items[-1]:  # one trailing comma, as in Python's "(3,)"
+                items.pop()
+            if not all(items):
+                at = items.index("") + 1
+                raise TemplateError(f"template {spec!r}: item {at} is empty; write ints, sub, obj or text between "
+                                    "the commas, e.g. (3, sub, 3, obj)")
             return cls.from_tuple([int(s) if s.isdigit() else s for s in items], masked=masked, source=spec)
         if isinstance(spec, str):
             return cls._parse_string(spec, allow_no_target=allow_no_target)
+        if not isinstance(spec, (list, tuple)):
+            raise TemplateError(
+                f"a template is a string such as \"[P*3] {{sub}} [P*3] [MASK]\" or \"(3, sub, 3, obj)\", or a tuple "
+                f"such as (3, 'sub', 3, 'obj'); got {spec!r} ({type(spec).__name__})")
         return cls.from_tuple(list(spec), masked=masked, source=repr(tuple(spec)))
 
     @classmethod
@@ -133,6 +146,7 @@ class Template:
             count = int(prompt.group(1) or 1)
             if count <= 0:
                 raise TemplateError(f"template {spec!r}: {element} at column {col + 1} needs a positive count")
+            _check_prompt_count(count, f"template {spec!r}: {element} at column {col + 1}")
             return Prompt(count)
         slot = _SLOT.match(element)
         if slot:
@@ -163,6 +177,7 @@ class Template:
             if isinstance(item, bool) or (isinstance(item, int) and item < 0):
                 raise TemplateError(f"template {source}: bad item {item!r}")
             if isinstance(item, int):
+                _check_prompt_count(item, f"template {source}: item {item}")
                 if item:
                     parts.append(Prompt(item))
             elif item in ("sub", "x", "X", "[X]"):
@@ -181,6 +196,12 @@ class Template:
         targets = sum(isinstance(p, Target) for p in self.parts)
         if targets != 1 and not (allow_no_target and targets == 0):
             raise TemplateError(f"template {self.source!r}: needs exactly one [MASK] (target), found {targets}")
+        _check_prompt_count(self.num_prompt_tokens, f"template {self.source!r}: prompt tokens in all")
+
+    def check_visible(self, *, causal: bool) -> None:
+        """Refuse what a causal LM cannot see (prompt tokens after the target) before any model is loaded;
+        the same check `render` makes."""
+        self._visible_parts(causal)
 
     # ------------------------------------------------------------------ properties
     @property
@@ -311,6 +332,11 @@ class Template:
                 "end the template at the target, e.g. (3, sub, 3, obj)"
             )
         return self.parts[:end]
+
+
+def _check_prompt_count(count: int, what: str) -> None:
+    if count > MAX_PROMPT_TOKENS:
+        raise TemplateError(f"{what}: {count} prompt tokens, more than the {MAX_PROMPT_TOKENS} a template may hold")
 
 
 @dataclass

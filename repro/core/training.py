@@ -23,11 +23,13 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from repro.atomic import atomic_write
+from repro import checkpoint
 from repro.errors import ConfigError
 
 CHECKPOINT = "train_state.pt"
 TIE_BREAKS = ("first", "last")
+DECAY_SCOPES = ("norms", "pet", "all")
+EVAL_ENDS = ("suite", "lama", "fewshot")
 Score = Union[float, tuple[float, ...]]
 
 
@@ -63,7 +65,7 @@ class TrainConfig:
     optimizer: str = field(default="adam", metadata={"help": "adam (LAMA code) or adamw (SuperGLUE code)"})
     lr_encoder: float = field(default=1e-5, metadata={"help": "learning rate of the prompt encoder"})
     lr_backbone: float = field(default=1e-5, metadata={"help": "learning rate of the LM when it is trained"})
-    weight_decay: float = field(default=0.0, metadata={"help": "weight decay of the LM (not on biases/norms)"})
+    weight_decay: float = field(default=0.0, metadata={"help": "weight decay of the LM (see decay_scope)"})
     encoder_weight_decay: Optional[float] = field(
         default=None, metadata={"help": "weight decay of the prompt encoder (None: same as weight_decay)"}
     )
@@ -83,6 +85,13 @@ class TrainConfig:
     tie_patience: str = field(default="count", metadata={
         "help": "a tie taken under tie_break=last: count (a check without gain) | reset (patience starts over)"})
     drop_last: bool = field(default=False, metadata={"help": "drop each epoch's last incomplete batch"})
+    decay_scope: str = field(default="norms", metadata={
+        "help": "LM parameters spared weight decay: norms (biases, norms, 1-D tensors) | pet (names containing "
+                "'bias' or 'LayerNorm.weight') | all (none spared: every LM parameter decays)"})
+    eval_ends: str = field(default="suite", metadata={
+        "help": "first and last dev checks: suite (the schedule's, plus the last step) | lama (an untrained check "
+                "that counts for patience but is never kept; no check at the last step) | fewshot (max_steps + 1 "
+                "steps, checks on the schedule only)"})
     reseed: bool = field(default=True, metadata={
         "help": "seed python/numpy/torch with `seed` before training (False: continue the caller's RNG stream)"})
 
@@ -99,6 +108,10 @@ class TrainConfig:
             raise ConfigError(f"unknown tie_break {self.tie_break!r}; valid: {', '.join(TIE_BREAKS)}")
         if self.tie_patience not in ("count", "reset"):
             raise ConfigError(f"unknown tie_patience {self.tie_patience!r}; valid: count, reset")
+        if self.decay_scope not in DECAY_SCOPES:
+            raise ConfigError(f"unknown decay_scope {self.decay_scope!r}; valid: {', '.join(DECAY_SCOPES)}")
+        if self.eval_ends not in EVAL_ENDS:
+            raise ConfigError(f"unknown eval_ends {self.eval_ends!r}; valid: {', '.join(EVAL_ENDS)}")
 
     def fingerprint(self) -> str:
         return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:16]
@@ -136,8 +149,8 @@ def set_rng_state(state: dict[str, Any]) -> None:
 
 def build_optimizer(groups: dict[str, list[torch.nn.Parameter]], named: dict[str, torch.nn.Parameter],
                     config: TrainConfig) -> torch.optim.Optimizer:
-    """Two learning rates (encoder, LM); LM biases and norm weights get no weight decay, as in PET's code."""
-    no_decay_ids = {id(p) for name, p in named.items() if _is_no_decay(name, p)}
+    """Two learning rates (encoder, LM); the LM parameters `exempt_from_decay` spares get no weight decay."""
+    no_decay_ids = {id(p) for name, p in named.items() if exempt_from_decay(name, p, config.decay_scope)}
     param_groups = []
     if groups.get("encoder"):
         decay = config.weight_decay if config.encoder_weight_decay is None else config.encoder_weight_decay
@@ -166,12 +179,25 @@ def _fusable(param_groups: list[dict[str, Any]]) -> bool:
     return all(p.device.type in ("cpu", "cuda") and p.is_floating_point() for p in params)
 
 
-def _is_no_decay(name: str, param: torch.nn.Parameter) -> bool:
+def exempt_from_decay(name: str, param: torch.nn.Parameter, scope: str) -> bool:
+    """Whether an LM parameter is spared weight decay (fidelity item `decay_scope`). `norms`, the suite's: biases,
+    every norm's weights and any 1-D tensor, whatever the architecture calls them. `pet`: names containing
+    "bias" or "LayerNorm.weight", case-sensitive (THUDM/P-tuning PT-Fewshot/pet/wrapper.py
+    TransformerModelWrapper.train, PET's rule): BERT's norms are spared, while GPT-2's `ln_1`, Llama's
+    `input_layernorm` and ALBERT's `full_layer_layer_norm` decay. `all`: nothing is spared (LAMA/cli.py
+    Trainer.train gives Adam one weight_decay for every parameter)."""
+    if scope == "all":
+        return False
+    if scope == "pet":
+        return "bias" in name or "LayerNorm.weight" in name
     lowered = name.lower()
     return param.ndim < 2 or lowered.endswith("bias") or "norm" in lowered
 
 
-def _scheduler(optimizer, config: TrainConfig, total_steps: int):
+def _scheduler(optimizer, config: TrainConfig, n_items: int):
+    """The learning-rate schedule over the scheduled steps (`scheduled_steps_of`: without the extra step of
+    `eval_ends=fewshot`, which so runs at the linear schedule's end, lr 0, as in PT-Fewshot)."""
+    total_steps = scheduled_steps_of(n_items, config)
     if config.schedule == "linear":
         warmup = int(config.warmup_ratio * total_steps)
 
@@ -203,12 +229,12 @@ def train(
     total_steps = total_steps_of(len(items), config)
     groups = model.trainable_parameters()
     optimizer = build_optimizer(groups, dict(model.named_parameters()), config)
-    scheduler = _scheduler(optimizer, config, total_steps)
+    scheduler = _scheduler(optimizer, config, len(items))
     trainable = [p for ps in groups.values() for p in ps]
 
     state = _LoopState()
     ckpt = Path(checkpoint_dir) / CHECKPOINT if checkpoint_dir else None
-    if ckpt is not None and ckpt.is_file():
+    if ckpt is not None and ckpt.is_file():  # a checkpoint that cannot be used is set aside: a fresh start
         state = _restore(ckpt, model, optimizer, scheduler, config)
     resumed_from = state.step
     if state.step == 0:
@@ -217,6 +243,8 @@ def train(
             state.order_seed = config.seed
         else:  # the data order continues the caller's stream (PET's RandomSampler draws from torch's RNG)
             state.order_seed = int(torch.randint(0, 2**31 - 1, ()))
+    if wants_untrained_check(state, config):
+        _evaluate_point(state, model, evaluate, config, untrained=True)
 
     bar = tqdm(total=total_steps, initial=state.step, desc=desc, disable=quiet, leave=False, unit="step")
     while state.step < total_steps and not state.stopped_early:
@@ -246,8 +274,8 @@ def train(
 def optimizer_step(state: "_LoopState", config: TrainConfig, optimizer: torch.optim.Optimizer, scheduler,
                    params: Sequence[torch.nn.Parameter], loss: float, n_batches: int, total_steps: int) -> bool:
     """After a backward: clip, step the optimizer and the schedule, advance the loop position (`n_batches` in
-    this epoch); True at an evaluation point (`eval_due`, or the last step). Shared by `train` and the joint
-    loop (`repro.core.joint`), so both step and count alike."""
+    this epoch); True at an evaluation point (`is_eval_point`). Shared by `train` and the joint loop
+    (`repro.core.joint`), so both step and count alike."""
     if config.max_grad_norm:
         torch.nn.utils.clip_grad_norm_(list(params), config.max_grad_norm)
     optimizer.step()
@@ -257,13 +285,13 @@ def optimizer_step(state: "_LoopState", config: TrainConfig, optimizer: torch.op
     state.batch_in_epoch += 1
     state.last_loss = loss
     end_of_epoch = state.batch_in_epoch == n_batches
-    due = eval_due(config, state.step, end_of_epoch)
+    due = is_eval_point(config, state.step, end_of_epoch, total_steps)
     if end_of_epoch:
         state.epoch += 1
         state.batch_in_epoch = 0
         if config.schedule == "exponential":
             scheduler.step()
-    return due or state.step == total_steps
+    return due
 
 
 @dataclass
@@ -300,7 +328,39 @@ def training_kernels(device: torch.device):
     return sdpa_kernel([SDPBackend.MATH])
 
 
+# ---------------------------------------------------------------- where training starts and ends its dev checks
+# Fidelity item `eval_ends` (TrainConfig.eval_ends), read by these three functions only, which both loops call:
+# - suite: the schedule's checks, and the last step is always one;
+# - lama (THUDM/P-tuning LAMA/cli.py Trainer.train): each epoch starts with a dev check, so the untrained model
+#   is checked first (never kept: `epoch_idx > 0` guards the save, but it counts towards early stopping), and
+#   the last epoch's training is never checked (the loop ends before the next epoch's check);
+# - fewshot (PT-Fewshot/pet/wrapper.py TransformerModelWrapper.train, PET's loop): the loop breaks once
+#   `max_steps < global_step`, so it runs max_steps + 1 steps (the linear schedule spans max_steps, so the extra
+#   one runs at lr 0), checking every eval_every_step only: the last step is checked only when on that schedule.
+#   Its check before training is logged, never compared, so it is not made here.
 def total_steps_of(n_items: int, config: TrainConfig) -> int:
+    """Optimizer steps the loop runs for `n_items` training items: `scheduled_steps_of`, plus PT-Fewshot's extra
+    step under `eval_ends=fewshot` when max_steps bounds the run."""
+    scheduled = scheduled_steps_of(n_items, config)
+    return scheduled + int(config.eval_ends == "fewshot" and scheduled == config.max_steps)
+
+
+def is_eval_point(config: TrainConfig, step: int, end_of_epoch: bool, total_steps: int) -> bool:
+    """Whether the loop checks dev after optimizer step `step` of `total_steps` (see `eval_ends` above)."""
+    due = eval_due(config, step, end_of_epoch)
+    if config.eval_ends == "lama":
+        return due and step < total_steps
+    if config.eval_ends == "fewshot":
+        return due
+    return due or step == total_steps
+
+
+def wants_untrained_check(state: "_LoopState", config: TrainConfig) -> bool:
+    """Whether the loop checks the untrained model before its first step (`eval_ends=lama`; see above)."""
+    return config.eval_ends == "lama" and state.step == 0 and not state.history
+
+
+def scheduled_steps_of(n_items: int, config: TrainConfig) -> int:
     """Optimizer steps of a unit with `n_items` training items: max_steps, capped by max_epochs."""
     steps_per_epoch = math.ceil(n_items / config.batch_size)
     if config.drop_last and n_items > config.batch_size:
@@ -323,29 +383,31 @@ def epoch_batches(n_items: int, config: TrainConfig, epoch: int, order_seed: Opt
 
 
 def eval_due(config: TrainConfig, step: int, end_of_epoch: bool) -> bool:
-    """Whether `step` is an evaluation point (every eval_every_steps, else every epoch end; the last step is
-    always one, which the loops add)."""
+    """Whether `step` is on the check schedule (every eval_every_steps, else every epoch end; `is_eval_point`
+    adds or removes the ends)."""
     return bool((config.eval_every_steps and step % config.eval_every_steps == 0) or (
         not config.eval_every_steps and end_of_epoch
     ))
 
 
-def _evaluate_point(state: _LoopState, model, evaluate, config: TrainConfig) -> None:
+def _evaluate_point(state: _LoopState, model, evaluate, config: TrainConfig, untrained: bool = False) -> None:
     model.eval()
     with torch.no_grad():
         raw = evaluate()
     score = tuple(float(s) for s in raw) if isinstance(raw, (tuple, list)) else float(raw)
-    record_evaluation(state, score, config, lambda: _trainable_state(model))
+    record_evaluation(state, score, config, lambda: _trainable_state(model), untrained=untrained)
 
 
 def record_evaluation(state: _LoopState, score: Any, config: TrainConfig,
-                      snapshot: Callable[[], dict[str, torch.Tensor]]) -> None:
+                      snapshot: Callable[[], dict[str, torch.Tensor]], untrained: bool = False) -> None:
     """Log a dev score; keep the trainable state (`snapshot()`) when `is_improvement` keeps it; count evaluations
     without gain towards early stopping. Shared by the single-unit loop and the joint one (`repro.core.joint`):
-    the rule deciding a gain (ties included, `config.tie_break`) lives here only, so it applies to both."""
-    state.history.append({"step": state.step, "epoch": state.epoch, "dev": score, "loss": state.last_loss})
+    the rule deciding a gain (ties included, `config.tie_break`) lives here only, so it applies to both.
+    `untrained`: the check before training (`wants_untrained_check`), logged and counted, never kept."""
+    state.history.append({"step": state.step, "epoch": state.epoch, "dev": score,
+                          "loss": None if untrained else state.last_loss})
     best = None if state.best_state is None else state.best_score
-    kept = is_improvement(score, best, config.tie_break)
+    kept = not untrained and is_improvement(score, best, config.tie_break)
     if kept:
         state.best_score, state.best_step, state.best_epoch = score, state.step, state.epoch
         state.best_state = snapshot()
@@ -385,23 +447,37 @@ def _save(path: Path, state: _LoopState, model, optimizer, scheduler, config: Tr
         "trainable": _trainable_state(model),
         "optimizer": optimizer.state_dict(),
         "scheduler": scheduler.state_dict(),
-        "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()},
+        "rng": rng_state(),
     }
-    atomic_write(path, lambda p: torch.save(payload, p))
+    checkpoint.save(path, payload, kind="train_state")
 
 
 def _restore(path: Path, model, optimizer, scheduler, config: TrainConfig) -> _LoopState:
-    payload = torch.load(path, map_location="cpu", weights_only=False)
+    """The loop state saved at `path`, with model, optimizer, schedule and RNGs put back as they were then; a
+    fresh state when the file is unusable or does not fit this model (set aside by `repro.checkpoint`)."""
+    payload = checkpoint.load(path, kind="train_state")
+    if not isinstance(payload, dict) or "fingerprint" not in payload:
+        if payload is not None:
+            checkpoint.set_aside(path, "checkpoint without a training fingerprint")
+        return _LoopState()
     if payload["fingerprint"] != config.fingerprint():
         raise ConfigError(
             f"{path} was written with other training settings; delete it (or the run folder) to start over"
         )
-    _load_trainable(model, payload["trainable"])
-    optimizer.load_state_dict(payload["optimizer"])
-    scheduler.load_state_dict(payload["scheduler"])
-    torch.set_rng_state(payload["rng"]["torch"])
-    np.random.set_state(payload["rng"]["numpy"])
-    random.setstate(payload["rng"]["python"])
-    state = _LoopState(**payload["loop"])
-    state.best_state = copy.deepcopy(payload["best_state"])
+    before = (_trainable_state(model), copy.deepcopy(optimizer.state_dict()), copy.deepcopy(scheduler.state_dict()),
+              rng_state())
+    try:
+        state = _LoopState(**payload["loop"])
+        state.best_state = payload["best_state"]
+        _load_trainable(model, payload["trainable"])
+        optimizer.load_state_dict(payload["optimizer"])
+        scheduler.load_state_dict(payload["scheduler"])
+        set_rng_state(payload["rng"])
+    except (KeyError, TypeError, ValueError, IndexError, RuntimeError) as err:  # readable, but not this run's shape
+        _load_trainable(model, before[0])
+        optimizer.load_state_dict(before[1])
+        scheduler.load_state_dict(before[2])
+        set_rng_state(before[3])
+        checkpoint.set_aside(path, f"checkpoint does not fit this model ({type(err).__name__}: {err})")
+        return _LoopState()
     return state

@@ -20,6 +20,7 @@ from repro import fidelity as fid
 from repro.core.training import TrainConfig
 from repro.errors import ConfigError
 from repro.methods import Method, get_method, method_names
+from repro.validate import check_config
 
 FROM_PRESET = -1  # a data limit that the preset decides
 DTYPE_CHOICES = ("float32", "bfloat16")
@@ -95,9 +96,11 @@ class RunConfig:
         self.choices = fid.resolve(self.fidelity, self.BENCHMARK, self.fidelity_items)
         self.apply_preset(self.PRESETS[self.preset])
         self.train = replace(self.train, tie_break=self.choices.tie_break, tie_patience=self.choices.tie_patience,
-                             drop_last=self.choices.drop_last == "drop", reseed=self.choices.seed_rule == "per_run")
+                             drop_last=self.choices.drop_last == "drop", reseed=self.choices.seed_rule == "per_run",
+                             decay_scope=self.choices.decay_scope, eval_ends=self.choices.eval_ends)
         if self.dtype not in DTYPE_CHOICES:
             raise ConfigError(f"unknown dtype {self.dtype!r}; valid: {', '.join(DTYPE_CHOICES)}")
+        check_config(self)  # ranges and combinations (repro/validate.py), once the preset has filled the fields
 
     def apply_preset(self, preset: Any) -> None:
         """Fill every field left to the preset (dtype, batch sizes, limits, training settings)."""
@@ -110,6 +113,15 @@ class RunConfig:
     @property
     def zero_shot(self) -> bool:
         return self.method_entry.zero_shot
+
+    def lm_dtype(self, method: Method) -> str:
+        """The dtype the LM computes in for `method`: the preset's (`dtype`), except a frozen LM under fidelity
+        item `frozen_lm_dtype=float16`, whose weights are cast to float16 as THUDM/P-tuning
+        `LAMA/p_tuning/models.py` create_model does (`model.half()` unless the LM is fine-tuned). A trained LM
+        keeps the preset's dtype (fp32 master weights, autocast for bf16)."""
+        if self.choices.frozen_lm_dtype == "float16" and not method.trains_backbone:
+            return "float16"
+        return self.dtype
 
     def default_encoder_hidden(self, dim: int) -> int:
         """The encoder width when `encoder_hidden` is 0 (the benchmark's authors' code decides)."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import json
+import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Optional, Sequence
@@ -25,36 +26,46 @@ from repro.core.template import Template
 from repro.core.training import TrainConfig, TrainOutcome, set_seed, train
 from repro.data import data_root
 from repro.errors import ConfigError
+from repro.atomic import atomic_write_json
 from repro.experiment.config import RunConfig
+from repro.experiment.fingerprints import differences, fields_fingerprint, unit_fields
 from repro.fidelity import Score, selection_value
 from repro.methods import Method
 from repro.ptuning import PromptEncoder, PromptEncoderConfig, paper_lstm_config
-from repro.results import PROJECT_ROOT, RunRecord
+from repro.results import RUNS_DIR, RunRecord
 from repro.scorers.base import Scorer, ScorerContext, make_scorer
+from repro.validate import preflight
 from tasks.base import Example, Task
 
 
 @dataclass
 class Workspace:
     """Where a run reads its data and writes its results and resume state, on what device and threads, how
-    loudly: not part of what decides its numbers' fingerprint. The drivers take these fields as keyword
-    arguments (`run_lama(config, root=..., results_root=..., ...)`); the CLI builds its run options from them."""
+    loudly. The drivers take these fields as keyword arguments (`run_lama(config, root=..., results_root=...,
+    ...)`); the CLI builds its run options from them.
+
+    A user's run writes under the git-ignored `runs/` unless `--results DIR` names another folder; the committed
+    reference results (`results/`) are written only when named explicitly (`--results results`). Resume state
+    (checkpoints, SuperGLUE's finished seeds) lives inside the run folder (`.resume/`, keyed by the units'
+    fingerprint), so that it belongs to its results and never blocks a run into another folder."""
 
     root: Optional[Path] = field(default=None, metadata={
         "help": "data root (default: $REPRO_DATA or ./data)", "flag": "--data-root", "aliases": ("--root",)})
-    results_root: Path = field(default=PROJECT_ROOT / "results", metadata={
-        "help": "results root (default: the project's results/)", "flag": "--results"})
-    runs_root: Path = field(default=PROJECT_ROOT / "runs", metadata={
-        "help": "finished units and checkpoints for resume (default: the project's runs/)", "flag": "--runs"})
+    results_root: Path = field(default=RUNS_DIR, metadata={
+        "help": "results folder of this run (default: the project's git-ignored runs/; the committed reference "
+                "results only as --results results)", "flag": "--results"})
+    runs_root: Optional[Path] = field(default=None, metadata={
+        "help": "resume state (checkpoints, finished seeds) elsewhere than inside the results folder", "flag": "--runs"})
     device: str = field(default="cpu", metadata={"help": "torch device, e.g. cpu, cuda, cuda:1"})
     threads: int = field(default=0, metadata={
         "help": "torch CPU threads (0: torch's default); on a machine shared with other jobs, 1 avoids threads "
-                "waiting on each other"})
+                "waiting on each other. Part of the fingerprint: the thread count changes floating-point sums"})
     quiet: bool = field(default=False, metadata={"help": "no progress bars"})
 
     def __post_init__(self) -> None:
         self.root = Path(self.root) if self.root is not None else None
-        self.results_root, self.runs_root = Path(self.results_root), Path(self.runs_root)
+        self.results_root = Path(self.results_root)
+        self.runs_root = Path(self.runs_root) if self.runs_root is not None else None
         if self.threads < 0:
             raise ConfigError(f"--threads must be 0 (default) or positive, got {self.threads}")
 
@@ -62,20 +73,105 @@ class Workspace:
         """(data root, the backbone on the device, the provenance record of this command)."""
         if self.threads:
             torch.set_num_threads(self.threads)
-        record = RunRecord(dtype=config.dtype, device=self.device)
+        if backbone is None:  # the device, backbone source and data checks, before anything loads or is written
+            preflight(config, self)
+        record = RunRecord(dtype=config.lm_dtype(config.method_entry), device=self.device)
         root = data_root(self.root)
         backbone = backbone or load_backbone(config.backbone)
         backbone.model.to(self.device)
         return root, backbone, record
 
+    def state_dir(self, out_dir: Path) -> Path:
+        """The resume state of the run folder `out_dir`: inside it, or the same layout under `--runs`."""
+        if self.runs_root is None:
+            return out_dir / RESUME_DIR
+        try:
+            return self.runs_root / out_dir.relative_to(self.results_root)
+        except ValueError:
+            return self.runs_root / out_dir.name
+
+    def unit_fields(self, config_data: dict[str, Any], data: dict[str, str]) -> dict[str, Any]:
+        """Every field that decides a unit's numbers on this workspace (after `open`: threads are set)."""
+        return unit_fields(config_data, threads=torch.get_num_threads(), device=self.device, data=data)
+
+
+RESUME_DIR = ".resume"  # hidden: the report skips it, and .gitignore keeps it out of commits
+
+
+@dataclass
+class ReuseLog:
+    """What a run reused and what it recomputed, and why: announced in a few lines, never silent."""
+
+    what: str  # "relation", "seed"
+    where: Path
+    reused: list[dict[str, Any]] = field(default_factory=list)
+    recomputed: dict[str, list[str]] = field(default_factory=dict)  # reason -> unit names
+
+    def finished(self, name: str, path: Path, fields: dict[str, Any], key: str,
+                 schema: Optional[str] = None) -> Optional[dict[str, Any]]:
+        """The finished unit at `path` when its fingerprint (`key`) is that of `fields`; else None, with the
+        reason recorded when a file was there."""
+        done = load_finished(path, key, fields_fingerprint(fields), schema)
+        if done is not None:
+            self.reused.append(done)
+            return done
+        old = _read_json(path)
+        if old is not None and (schema is None or old.get("schema") == schema):
+            self.recomputed.setdefault(differences(old.get("fingerprint_fields"), fields), []).append(name)
+        return None
+
+    def lines(self, total: int) -> list[str]:
+        """`reused 38 of 41 relations from DIR (commit abc, CPU X, 2025-06-01)`, then one line per reason."""
+        out = []
+        if self.reused:
+            origins: dict[str, int] = {}
+            for r in self.reused:
+                date = str(r.get("date") or "date unknown")[:10]
+                origin = f"commit {str(r.get('git_commit') or 'unknown')[:12]}, " \
+                         f"CPU {r.get('cpu_model') or r.get('environment', {}).get('cpu_model') or 'unknown'}, {date}"
+                origins[origin] = origins.get(origin, 0) + 1
+            where = "; ".join(f"{n} computed at {o}" for o, n in origins.items())
+            out.append(f"reused {len(self.reused)} of {total} {self.what}s finished earlier in {self.where} ({where})")
+        for reason, names in self.recomputed.items():
+            out.append(f"recomputing {len(names)} {self.what}(s) ({', '.join(names[:6])}"
+                       f"{', ...' if len(names) > 6 else ''}): {reason}")
+        return out
+
+    def announce(self, total: int) -> None:
+        for line in self.lines(total):
+            print(line, file=sys.stderr)
+
+
+def keyed_dir(base: Path, fields: dict[str, Any]) -> Path:
+    """`base/<fingerprint of fields>`: resume state of exactly these settings. Folders of other settings are
+    left aside (announced once, never read, never blocking); a finished run removes only its own."""
+    key = fields_fingerprint(fields)
+    others = [p for p in base.iterdir() if p.is_dir() and p.name != key] if base.is_dir() else []
+    if others:
+        reasons = {differences(_read_json(p / FIELDS_FILE), fields) for p in others}
+        print(f"set aside {len(others)} resume folder(s) with other settings under {base} ({'; '.join(sorted(reasons))})",
+              file=sys.stderr)
+    path = base / key
+    if not (path / FIELDS_FILE).is_file():
+        atomic_write_json(path / FIELDS_FILE, fields)
+    return path
+
+
+FIELDS_FILE = "fields.json"
+
+
+def _read_json(path: Path) -> Optional[dict[str, Any]]:
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
 
 def load_finished(path: Path, key: str, value: str, schema: Optional[str] = None) -> Optional[dict[str, Any]]:
     """A finished unit's JSON when it exists, parses, and its `key` equals `value` (its fingerprint)."""
-    if not path.is_file():
-        return None
-    try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError:
+    data = _read_json(path)
+    if data is None:
         return None
     if data.get(key) != value or (schema is not None and data.get("schema") != schema):
         return None
@@ -127,7 +223,7 @@ def build_scorer(task: Task, method: Method, backbone: Backbone, template: Templ
     if seed is not None:
         set_seed(seed)
     encoder = new_encoder(template.num_prompt_tokens, backbone, config) if method.uses_encoder else None
-    model = PromptedLM(backbone, encoder, train_backbone=method.trains_backbone, dtype=config.dtype)
+    model = PromptedLM(backbone, encoder, train_backbone=method.trains_backbone, dtype=config.lm_dtype(method))
     ctx = ScorerContext(task, method, model, template, pattern, max_length, config.eval_batch_size, quiet=quiet,
                         options=dict(options or {}))
     return make_scorer(ctx)

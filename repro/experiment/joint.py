@@ -98,7 +98,7 @@ def build_joint(members: Sequence[Member], method: Method, backbone: Backbone, c
             set_seed(m.seed)
             encoders.append(new_encoder(m.template.num_prompt_tokens, backbone, config))
         stack = EncoderStack(encoders)
-    model = PromptedLM(backbone, stack, train_backbone=False, dtype=config.dtype)
+    model = PromptedLM(backbone, stack, train_backbone=False, dtype=config.lm_dtype(method))
     scorers = [make_scorer(ScorerContext(m.task, method, model, m.template, m.pattern, max_length,
                                          config.eval_batch_size, quiet=quiet, options=dict(options or {}),
                                          prompt_offset=stack.offsets[i] if stack is not None else 0))

@@ -6,8 +6,12 @@ Per relation: keep the facts whose object is one token of the allowed vocabulary
 trains (P-tuning: a fresh prompt encoder per relation on a frozen LM; FT/MP+FT: the LM itself, restored to
 its pretrained weights before each relation), pick the best-dev epoch, and take test P@1 = argmax within the
 allowed vocabulary. One `Pxx.json` per relation and a `summary.json` with macro (mean over relations, as the
-paper's tables) and micro (over facts) P@1. A finished relation is never recomputed; an interrupted one
-resumes from its last checkpoint under `runs/` with the same numbers.
+paper's tables) and micro (over facts) P@1, rebuilt after every run from all finished relation files of the
+same settings in the run folder (`runs/lama/<backbone>/<method>-<vocab>/` unless `--results` says otherwise).
+A finished relation is reused only when every field that decides its numbers matches
+(`repro.experiment.fingerprints`: config, threads, device kind, scorer code, data file hashes); otherwise it is
+recomputed and the run says why. An interrupted relation resumes from its checkpoint in the run folder's
+`.resume/<fingerprint>/` with the same numbers.
 
 Scheduling (not part of what decides the numbers): methods that train a prompt encoder on a frozen LM
 (P-tuning) train all pending relations jointly, each batch holding every relation's next facts, each relation's
@@ -22,7 +26,7 @@ import shutil
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, ClassVar, Mapping, Optional
+from typing import Any, Callable, ClassVar, Mapping, Optional
 
 from tqdm.auto import tqdm
 
@@ -30,10 +34,13 @@ from repro import metrics
 from repro.core.backbone import Backbone
 from repro.core.template import Slot, Target, Template, Text
 from repro.core.training import TrainConfig
+from repro.evaluate_modules import describe as describe_metric
 from repro.errors import ConfigError
 from repro import fidelity as fid
 from repro.experiment.config import RunConfig, fingerprint, resolve_limit
-from repro.experiment.engine import PristineLM, Workspace, build_scorer, fit, load_finished, subset
+from repro.experiment.engine import (PristineLM, ReuseLog, Workspace, build_scorer, fit, keyed_dir, load_finished,
+                                     subset)
+from repro.experiment.fingerprints import data_hashes, fields_fingerprint
 from repro.experiment.joint import Member, build_joint, can_train_jointly, fit_together, predict_together
 from repro.methods import Method, Style
 from repro.results import LAMA_RELATION_SCHEMA, LAMA_SUMMARY_SCHEMA, RunRecord, write_result
@@ -126,12 +133,15 @@ class LamaConfig(RunConfig):
         data.update(task="lama", seed=self.seed)  # `seed`: the result files' key before seeds were a list
         return data
 
-    def fingerprint(self) -> str:
-        """What decides a relation's numbers (the relation list does not)."""
+    def fingerprint_data(self) -> dict[str, Any]:
+        """The config's part of what decides a relation's numbers (the relation list does not)."""
         data = self.to_dict()
         data.pop("relations")
         data.pop("seed")
-        return fingerprint(data)
+        return data
+
+    def fingerprint(self) -> str:
+        return fingerprint(self.fingerprint_data())
 
 
 def ptuning_template(backbone: Backbone, config: LamaConfig) -> Template:
@@ -175,7 +185,7 @@ def authors_manual_query(template: Template, *, causal: bool) -> Template:
 
 
 def run_name(config: LamaConfig) -> str:
-    """The folder name of a run, under results/lama/<backbone>/ and runs/lama/<backbone>/."""
+    """The folder name of a run, under <results>/lama/<backbone>/."""
     return f"{config.method}-{config.vocab}"
 
 
@@ -184,7 +194,9 @@ def output_dir(results_root: Path, backbone_name: str, config: LamaConfig) -> Pa
 
 
 def run_lama(config: LamaConfig, *, backbone: Optional[Backbone] = None, **where: Any) -> dict[str, Any]:
-    """Run every requested relation (skipping finished ones) and write the per-relation files and summary.
+    """Run every requested relation (reusing finished ones whose fingerprint fields all match, saying why the
+    others are recomputed), write the per-relation files, and rebuild the summary from every finished relation
+    file of these settings in the run folder (a subset run never shrinks it).
     `where`: the `Workspace` fields (root, results_root, runs_root, device, threads, quiet)."""
     ws = Workspace(**where)
     root, backbone, record = ws.open(config, backbone)
@@ -196,41 +208,109 @@ def run_lama(config: LamaConfig, *, backbone: Optional[Backbone] = None, **where
     vocab_key = config.vocab_key or lama_data.matching_vocab_key(root, config.vocab, backbone.tokenizer)
     vocab = lama_data.allowed_vocab(root, config.vocab, backbone.tokenizer, tokenizer_key=vocab_key, space_before=True)
     out_dir = output_dir(ws.results_root, backbone.name, config)
-    runs_dir = ws.runs_root / "lama" / backbone.name / run_name(config)
+    state = ws.state_dir(out_dir)
 
+    def fields_of(relation: lama_data.Relation) -> dict[str, Any]:
+        return ws.unit_fields(config.fingerprint_data(), data_hashes(root, relation_files(relation, config)))
+
+    log = ReuseLog("relation", out_dir)
     per_relation: dict[str, dict[str, Any]] = {}
     pending: list[RelationUnit] = []
     for relation in relations:
-        done = load_finished(out_dir / f"{relation.id}.json", "config_fingerprint", config.fingerprint())
+        fields = fields_of(relation)
+        done = log.finished(relation.id, out_dir / f"{relation.id}.json", fields, "config_fingerprint",
+                            LAMA_RELATION_SCHEMA)
         if done is None:
-            pending.append(RelationUnit(relation, method, backbone, vocab, root, config, runs_dir / relation.id, quiet))
+            pending.append(RelationUnit(relation, method, backbone, vocab, root, config, state / relation.id, quiet,
+                                        fields))
         else:
             per_relation[relation.id] = done
+    log.announce(len(relations))
 
     def finish(unit: RelationUnit, result: dict[str, Any], seconds: float) -> None:
-        """Write a relation's result as soon as it is known (a rerun skips it)."""
+        """Write a relation's result as soon as it is known (a rerun skips it); a file of other settings that
+        it replaces is moved aside, not lost."""
         done = record.stamp(result, wall_time_s=seconds)
-        write_result(out_dir / f"{unit.relation.id}.json", done)
-        shutil.rmtree(unit.run_dir, ignore_errors=True)
+        path = out_dir / f"{unit.relation.id}.json"
+        _set_aside(path, state / SUPERSEDED_DIR)
+        write_result(path, done)
+        _remove_state(unit.checkpoint_dir)
         per_relation[unit.relation.id] = done
 
     shares_lm = not method.trains_backbone and not config.sequential and pending
     if shares_lm and method.zero_shot:
         _evaluate_together(pending, backbone, config, finish)
     elif shares_lm and can_train_jointly(method, config.train):
-        _train_together(pending, backbone, config, runs_dir / JOINT_DIR, finish)
+        joint_fields = {**ws.unit_fields(config.fingerprint_data(), {}),
+                        "relations": {r.id: fields_fingerprint(fields_of(r)) for r in relations}}
+        _train_together(pending, backbone, config, keyed_dir(state / JOINT_DIR, joint_fields), finish)
     else:
         for unit in tqdm(pending, desc=f"{config.method} {backbone.name}", disable=quiet, unit="rel"):
             pristine.reset()
             finish(unit, *unit.run())
 
-    per_relation = {r.id: per_relation[r.id] for r in relations}
-    summary = _summary(per_relation, config, backbone, vocab, record)
+    everything = {r.id: r for r in lama_data.get_relations(root)}
+    folder, excluded = finished_in_folder(out_dir, everything, per_relation,
+                                          lambda rid: fields_fingerprint(fields_of(everything[rid])))
+    summary = _summary(folder, config, backbone, vocab, record, excluded)
     write_result(out_dir / "summary.json", summary)
     return summary
 
 
-JOINT_DIR = "_joint"  # under the run's folder in runs/: the checkpoint of a joint pass
+JOINT_DIR = "_joint"  # under the run's resume state: the checkpoint of a joint pass (keyed by its fields)
+SUPERSEDED_DIR = "superseded"  # under the run's resume state: relation files replaced by a run of other settings
+
+
+def relation_files(relation: lama_data.Relation, config: LamaConfig) -> list[str]:
+    """The data files a relation's numbers depend on (relative to the data root): the relation list (manual
+    prompts), the vocabulary file, its test facts, and its training and dev facts where the method trains."""
+    splits = ("test", "train", "dev") if config.method_entry.trains else ("test",)
+    files = [lama_data.RELATIONS_FILE] + [lama_data.relation_file(relation, s) for s in splits]
+    if config.vocab in lama_data.VOCAB_FILES:
+        files.append(lama_data.VOCAB_FILES[config.vocab])
+    return files
+
+
+def finished_in_folder(out_dir: Path, relations: Mapping[str, lama_data.Relation], computed: dict[str, dict[str, Any]],
+                       expected: Callable[[str], str]) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
+    """Every finished relation file in the run folder whose fingerprint is the one these settings give it (this
+    run's, and earlier runs' of the same settings), in the data's relation order; and the files left out, why."""
+    found = dict(computed)
+    excluded: dict[str, str] = {}
+    for path in sorted(out_dir.glob("*.json")):
+        rid = path.stem
+        if rid in found or path.name == "summary.json":
+            continue
+        data = load_finished(path, "schema", LAMA_RELATION_SCHEMA)
+        if data is None:
+            continue
+        if rid not in relations:
+            excluded[rid] = "not a relation of this data root"
+        elif data.get("config_fingerprint") != expected(rid):
+            excluded[rid] = "computed with other settings or data"
+        else:
+            found[rid] = data
+    return {rid: found[rid] for rid in relations if rid in found}, excluded
+
+
+def _set_aside(path: Path, aside: Path) -> None:
+    """Move a result file about to be replaced into `aside/<its fingerprint>/`."""
+    old = load_finished(path, "schema", LAMA_RELATION_SCHEMA)
+    if old is not None:
+        target = aside / str(old.get("config_fingerprint"))
+        target.mkdir(parents=True, exist_ok=True)
+        path.replace(target / path.name)
+
+
+def _remove_state(path: Path) -> None:
+    """Remove a finished unit's resume folder, and the two folders above it when that leaves them empty (the
+    relation's or the joint pass's, then the run folder's `.resume/`)."""
+    shutil.rmtree(path, ignore_errors=True)
+    for parent in (path.parent, path.parent.parent):
+        try:
+            parent.rmdir()
+        except OSError:
+            return
 
 
 def _shared_pass(n_relations: int, seconds: float) -> dict[str, Any]:
@@ -292,7 +372,7 @@ def _train_together(units: list["RelationUnit"], backbone: Backbone, config: Lam
                  checkpoint_dir=checkpoint_dir, on_done=on_done,
                  desc=f"{config.method} {backbone.name} ({len(ready)} relations jointly)", quiet=quiet,
                  selection=config.choices.selection)
-    shutil.rmtree(checkpoint_dir, ignore_errors=True)
+    _remove_state(checkpoint_dir)
 
 
 @dataclass
@@ -315,8 +395,13 @@ class RelationUnit:
     vocab: lama_data.AllowedVocab
     root: Path
     config: LamaConfig
-    run_dir: Path
+    state_dir: Path  # this relation's resume state: one folder per fingerprint of `fields`
     quiet: bool
+    fields: dict[str, Any]  # what decides its numbers (`Workspace.unit_fields`)
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        return self.state_dir / fields_fingerprint(self.fields)
 
     def examples(self, split: str) -> tuple[list[Example], int]:
         """(kept examples, dropped count): facts whose object is an allowed word."""
@@ -336,7 +421,8 @@ class RelationUnit:
         return {
             "schema": LAMA_RELATION_SCHEMA,
             "config": config.to_dict(),
-            "config_fingerprint": config.fingerprint(),
+            "config_fingerprint": fields_fingerprint(self.fields),
+            "fingerprint_fields": self.fields,
             "backbone_name": self.backbone.name,
             "relation": relation.id,
             "relation_label": relation.label,
@@ -402,7 +488,7 @@ class RelationUnit:
     def train(self, scorer, task: Lama) -> dict[str, Any]:
         data = self.train_dev()
         fitted = fit(scorer, task, data.train, data.dev, self.config.train, self.config.seed,
-                     checkpoint_dir=self.run_dir, desc=f"{self.relation.id} train", quiet=self.quiet,
+                     checkpoint_dir=keyed_dir(self.state_dir, self.fields), desc=f"{self.relation.id} train", quiet=self.quiet,
                      selection=self.config.choices.selection)
         return self.training_record(fitted, data)
 
@@ -418,7 +504,7 @@ class RelationUnit:
 
 
 def _summary(per_relation: dict[str, dict[str, Any]], config: LamaConfig, backbone: Backbone, vocab,
-             record: RunRecord) -> dict[str, Any]:
+             record: RunRecord, excluded: Optional[dict[str, str]] = None) -> dict[str, Any]:
     evaluated = {rid: r for rid, r in per_relation.items() if r.get("p_at_1") is not None}
     summary_metrics = metrics.lama_summary({rid: (r["correct"], r["kept"]) for rid, r in evaluated.items()})
     skipped = {rid: r["skipped"] for rid, r in per_relation.items() if r.get("skipped")}
@@ -432,13 +518,17 @@ def _summary(per_relation: dict[str, dict[str, Any]], config: LamaConfig, backbo
         notes.append(f"test files rebuilt (partial) for {', '.join(partial)}: see the data root's PARTIAL.tsv")
     if skipped:
         notes.append(f"not evaluated: {', '.join(f'{k} ({v})' for k, v in skipped.items())}")
+    if excluded:
+        notes.append("relation files in this folder left out of the summary: "
+                     + ", ".join(f"{k} ({v})" for k, v in excluded.items()))
     return record.stamp({
         "schema": LAMA_SUMMARY_SCHEMA,
-        "config": config.to_dict(),
+        "config": {**config.to_dict(), "relations": list(per_relation)},
         "backbone_name": backbone.name,
         "backbone_source": backbone.source,
         "macro_p_at_1": summary_metrics["macro_p_at_1"],
         "micro_p_at_1": summary_metrics["micro_p_at_1"],
+        "metric": describe_metric("lama", "default"),
         "n_relations": len(evaluated),
         "n_facts": sum(r["kept"] for r in evaluated.values()),
         "relations": {

@@ -16,8 +16,12 @@ The engine knows nothing of a task's fields or answer space: the task adapter (`
 patterns and metrics; the scorer registered for the task's kind (`repro.scorers.base`) renders,
 computes the loss and predicts.
 
-Resume: each finished seed is a small JSON under `runs/superglue/...` (git-ignored), keyed by a fingerprint
-of everything that decides its numbers; a rerun reuses it. With `checkpoint` on, an interrupted seed also
+Resume: each finished seed is a small JSON in the run folder's resume state
+(`<results>/superglue/<setting>/<backbone>/<method>/.resume/<task>/<fingerprint>/`), keyed by every field that
+decides its numbers (`repro.experiment.fingerprints`: config, threads, device kind, scorer code, sha256 of the
+data files read); a rerun reuses it and says so, a run of other settings uses another folder and says why.
+A task's result holds every finished seed of its settings and pattern there, so a run of fewer seeds never
+shrinks it. With `checkpoint` on, an interrupted seed also
 resumes from its last dev check (`repro.core.training`), with the same numbers.
 """
 
@@ -27,23 +31,27 @@ import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, Mapping, Optional, Sequence
 
 import torch
 from tqdm.auto import tqdm
 
-from repro.atomic import atomic_write
+from repro import checkpoint, validate
 from repro.core.backbone import Backbone
+from repro.core.template import Template
 from repro.core.training import rng_state, set_rng_state, set_seed
 from repro.data import data_root, partial_status, require
+from repro.evaluate_modules import describe as describe_metric
 from repro.errors import ConfigError
-from repro.experiment.engine import PristineLM, Workspace, build_scorer, evaluate, fit, load_finished, subset
+from repro.experiment.engine import (PristineLM, ReuseLog, Workspace, build_scorer, evaluate, fit, keyed_dir,
+                                     load_finished, subset)
+from repro.experiment.fingerprints import data_hashes, fields_fingerprint
 from repro.experiment.joint import Member, build_joint, can_train_jointly, fit_together, predict_together
 from repro.experiment.superglue_config import SuperGLUEConfig
 from repro.methods import Method
 from repro.metrics import mean_std
-from repro.results import SUPERGLUE_SCHEMA, SUPERGLUE_SEED_SCHEMA, write_result
-from tasks.base import Example, Task, slots_after_target
+from repro.results import SUPERGLUE_SCHEMA, SUPERGLUE_SEED_SCHEMA, provenance, write_result
+from tasks.base import Example, Task
 from tasks.registry import get_task
 
 SUBSET_SEED = 0  # evaluation subsets are the same for every seed, method and backbone
@@ -67,16 +75,19 @@ class RunData:
     evals: list[EvalSet]
     notes: list[str] = field(default_factory=list)
     partial_files: list[str] = field(default_factory=list)
+    files: list[str] = field(default_factory=list)  # every file read, relative to the data root (fingerprinted)
 
 
 def load_data(config: SuperGLUEConfig, train_task: Task, eval_tasks: Sequence[Task], root: Path) -> RunData:
     """Read what the run needs; a missing file is a DataError that names it and the fetch command."""
     notes: list[str] = []
     partial: list[str] = []
+    read_files: list[str] = []
 
     def read(task: Task, rel: Optional[str], what: str) -> list[Example]:
         if rel is None:
             raise ConfigError(f"task {task.name!r} has no {what} file in the {config.setting} setting")
+        read_files.append(rel)
         status = partial_status(root, rel)
         if status is not None and not status.startswith("missing"):
             partial.append(rel)
@@ -107,7 +118,7 @@ def load_data(config: SuperGLUEConfig, train_task: Task, eval_tasks: Sequence[Ta
             rel = task.eval_fallback
         examples = read(task, rel, "evaluation")
         evals.append(EvalSet(task, eval_subset(examples, config.max_eval_for(task.name)), rel, len(examples)))
-    return RunData(train_examples, dev_examples, evals, notes, partial)
+    return RunData(train_examples, dev_examples, evals, notes, partial, read_files)
 
 
 def eval_subset(examples: list[Example], limit: Optional[int]) -> list[Example]:
@@ -146,19 +157,16 @@ class RunPlan:
         """The pattern family of the method: manual | ptuning | classifier."""
         return self.method.style.value
 
+    def template(self, variant: str) -> Template:
+        """The training task's template of `variant` in the text fidelity item `pattern_text` chooses (the suite's,
+        or the authors' where the task declares `authors_patterns`)."""
+        return self.train_task.template(self.style, variant, text=self.config.choices.pattern_text)
+
 
 def check_pattern(run: RunPlan, variant: str) -> None:
     """A named variant must exist, and a causal LM must see every input slot (nothing after [MASK])."""
-    if run.style == "classifier":
-        return
-    template = run.train_task.template(run.style, variant)
-    hidden = slots_after_target(template)
-    if run.backbone.is_causal and hidden:
-        raise ConfigError(f"pattern {variant!r} of {run.train_task.name!r} puts {{{', '.join(hidden)}}} after [MASK], "
-                          "which a causal LM cannot see; choose another: "
-                          f"{', '.join(run.train_task.pattern_variants(run.style))}")
-    if run.method.uses_encoder and not template.num_prompt_tokens:
-        raise ConfigError(f"method {run.method.name!r} needs prompt tokens; pattern {variant!r} has none")
+    validate.check_pattern(run.train_task, run.method, variant, causal=run.backbone.is_causal,
+                           text=run.config.choices.pattern_text)
 
 
 def default_pattern(run: RunPlan) -> str:
@@ -186,13 +194,26 @@ def searches_patterns(run: RunPlan) -> bool:
 class Engine:
     """Runs the seeds of one plan, reusing finished seeds, and writes the result files."""
 
-    def __init__(self, run: RunPlan, data: RunData, runs_dir: Path, quiet: bool) -> None:
+    def __init__(self, run: RunPlan, data: RunData, runs_dir: Path, quiet: bool,
+                 fields: Optional[dict[str, Any]] = None) -> None:
         self.run = run
         self.data = data
         self.runs_dir = runs_dir
         self.quiet = quiet
-        self.fingerprint = run.config.fingerprint()
+        self.fields = fields or {"config": run.config.fingerprint_data()}
+        self.fingerprint = fields_fingerprint(self.fields)
+        self.log = ReuseLog("seed", runs_dir)
+        self.computed: set[int] = set()  # seeds this run computed (the others it found finished are announced)
         self.pristine = PristineLM(run.backbone, run.method)  # the LM's weights before any seed trained it
+
+    def finished_seeds(self, variant: str, exclude: Mapping[int, Any]) -> dict[int, dict[str, Any]]:
+        """Finished seeds of these settings and pattern in the resume folder that this run did not ask for."""
+        found = {}
+        for path in sorted((self.runs_dir / variant).glob("seed*.json")):
+            done = load_finished(path, "fingerprint", self.fingerprint, SUPERGLUE_SEED_SCHEMA)
+            if done is not None and done.get("seed") not in exclude:
+                found[int(done["seed"])] = done
+        return dict(sorted(found.items()))
 
     def seed_path(self, variant: str, seed: int) -> Path:
         return self.runs_dir / variant / f"seed{seed}.json"
@@ -201,12 +222,15 @@ class Engine:
         path = self.seed_path(variant, seed)
         done = load_finished(path, "fingerprint", self.fingerprint, SUPERGLUE_SEED_SCHEMA)
         if done is not None and (not self._seeds_once() or self._rng_path(variant, seed).is_file()):
+            if seed not in self.computed:
+                self.log.reused.append(done)
             return done
         if self._seeds_once():
             self._continue_stream(variant, seed)
         result = self._compute(variant, seed)
+        self.computed.add(seed)
         if self._seeds_once():
-            atomic_write(self._rng_path(variant, seed), lambda p: torch.save(rng_state(), p))
+            checkpoint.save(self._rng_path(variant, seed), rng_state(), kind="rng_state")
         write_result(path, result)
         shutil.rmtree(self._checkpoint_dir(variant, seed), ignore_errors=True)
         return result
@@ -227,9 +251,11 @@ class Engine:
             set_seed(seeds[0])
             return
         previous = self._rng_path(variant, seeds[at - 1])
-        if not previous.is_file():
+        state = checkpoint.load(previous, kind="rng_state")  # None when absent, or unusable and set aside
+        if state is None:  # recompute the previous seed, which writes its end state again
             self.seed_result(variant, seeds[at - 1])
-        set_rng_state(torch.load(previous, weights_only=False))
+            state = checkpoint.load(previous, kind="rng_state")
+        set_rng_state(state)
 
     def _checkpoint_dir(self, variant: str, seed: int) -> Path:
         return self.runs_dir / variant / f"seed{seed}.train"
@@ -250,7 +276,7 @@ class Engine:
         started = time.perf_counter()
         run, config = self.run, self.run.config
         task = run.train_task
-        template = task.template(run.style, variant)
+        template = run.template(variant)
         members = [Member(f"seed{s}", task, template, variant, s) for s in pending]
         joint = build_joint(members, run.method, run.backbone, config, max_length=config.max_length,
                             options=config.scorer_options, quiet=self.quiet)
@@ -272,8 +298,9 @@ class Engine:
                     "schema": SUPERGLUE_SEED_SCHEMA, "fingerprint": self.fingerprint, "seed": seed, "pattern": variant,
                     "template": str(template), "metrics": metrics[k], "training": training,
                     "scoring": joint.scorers[i].describe(), "wall_time_s": round(seconds / len(pending), 2),
-                    "shared_pass": {"seeds": len(pending), "wall_time_s": round(seconds, 2)},
+                    "shared_pass": {"seeds": len(pending), "wall_time_s": round(seconds, 2)}, **provenance(),
                 })
+                self.computed.add(seed)
 
         fit_together(joint, members, [self.data.train] * len(pending), [self.data.dev] * len(pending), config.train,
                      checkpoint_dir=checkpoint, on_done=on_done,
@@ -287,7 +314,7 @@ class Engine:
         run, config = self.run, self.run.config
         self.pristine.reset()
         task = run.train_task
-        template = task.template(run.style, variant)
+        template = run.template(variant)
         scorer = build_scorer(task, run.method, run.backbone, template, variant, config,
                               None if self._seeds_once() else seed,
                               max_length=config.max_length, options=config.scorer_options, quiet=self.quiet)
@@ -301,7 +328,7 @@ class Engine:
         return {
             "schema": SUPERGLUE_SEED_SCHEMA, "fingerprint": self.fingerprint, "seed": seed, "pattern": variant,
             "template": str(template), "metrics": metrics, "training": training, "scoring": scorer.describe(),
-            "wall_time_s": round(time.perf_counter() - started, 2),
+            "wall_time_s": round(time.perf_counter() - started, 2), **provenance(),
         }
 
 
@@ -320,9 +347,10 @@ def run_superglue(config: SuperGLUEConfig, *, backbone: Optional[Backbone] = Non
     run = RunPlan(config, train_task, eval_tasks, method, backbone, seeds)
     if config.pattern is not None:
         check_pattern(run, config.pattern)
-    runs_dir = (ws.runs_root / "superglue" / config.setting / backbone.name / method.name / train_task.name
-                / config.fingerprint())
-    engine = Engine(run, data, runs_dir, quiet)
+    out_dir = ws.results_root / "superglue" / config.setting / backbone.name / method.name
+    fields = ws.unit_fields(config.fingerprint_data(), data_hashes(data_root(ws.root), data.files))
+    runs_dir = keyed_dir(ws.state_dir(out_dir) / train_task.name, fields)
+    engine = Engine(run, data, runs_dir, quiet, fields)
 
     search: dict[str, float] = {}
     if searches_patterns(run):
@@ -338,11 +366,14 @@ def run_superglue(config: SuperGLUEConfig, *, backbone: Optional[Backbone] = Non
     per_seed = {}
     for seed in tqdm(run.seeds, desc=f"{train_task.name} {method.name} seeds", disable=quiet, unit="seed"):
         per_seed[seed] = engine.seed_result(variant, seed)
+    engine.log.announce(len(run.seeds))
+    if not method.zero_shot:  # a run of fewer seeds never shrinks the result: every finished seed of these settings
+        per_seed.update(engine.finished_seeds(variant, exclude=per_seed))
 
     results = {}
     for ev in data.evals:
         payload = result_payload(run, data, ev, variant, per_seed, search)
-        path = ws.results_root / "superglue" / config.setting / backbone.name / method.name / f"{ev.task.name}.json"
+        path = out_dir / f"{ev.task.name}.json"
         results[ev.task.name] = record.stamp(payload)
         write_result(path, results[ev.task.name])
     return results
@@ -400,14 +431,14 @@ def result_payload(run: RunPlan, data: RunData, ev: EvalSet, variant: str, per_s
         "partial": partial,
         "notes": notes,
         "scoring": first["scoring"],
+        "metric": describe_metric("super_glue", task.name),
     }
     if task.trained_on:
         payload["trained_on"] = task.trained_on
     if search:
         payload["pattern_search"] = {"metric": "best dev selection score", "seed": run.seeds[0], "scores": search}
     if not method.zero_shot:
-        payload["training"] = {str(s): {k: v for k, v in r["training"].items() if k != "history"}
-                               for s, r in per_seed.items()}
+        payload["training"] = {str(s): r["training"] for s, r in per_seed.items()}  # with history: the report's curves
     return payload
 
 

@@ -146,12 +146,16 @@ class SuperGLUEConfig(RunConfig):
         preset_value = PRESETS[self.preset].max_eval_for(get_task(task))
         return resolve_limit(self.max_eval, preset_value, "max_eval")
 
-    def fingerprint(self) -> str:
-        """What decides one seed's numbers for the training task and its diagnostics. Not the seed list, the
-        task asked for (AX-b reuses RTE's seeds), nor the pattern (per-seed files sit under its variant)."""
+    def fingerprint_data(self) -> dict:
+        """The config's part of what decides one seed's numbers for the training task and its diagnostics. Not
+        the seed list, the task asked for (AX-b reuses RTE's seeds), nor the pattern (per-seed files sit under
+        its variant)."""
         data = self.to_dict()
         for key in ("task", "seeds", "pattern"):
             data.pop(key)
         data["train_task"] = self.train_task
         data["train"].pop("seed")
-        return fingerprint(data)
+        return data
+
+    def fingerprint(self) -> str:
+        return fingerprint(self.fingerprint_data())

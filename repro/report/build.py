@@ -18,6 +18,7 @@ from repro.report.reproducing import write_sections
 from repro.report.results import ResultSet, discover_results
 from repro.report.summary import Summary, summarize, summary_lines
 from repro.report.relations import relation_tables
+from repro.report.curves import write_curves
 from repro.report.facts import facts_section, fidelity_of, raw
 from repro.report.tables import view_markdown, write_tables
 
@@ -26,7 +27,7 @@ ENV_FIRST = ("device", "dtype", "torch_threads", "threads", "packages.torch", "t
              "transformers", "python")
 # Names this report writes: an older file of these names that this run did not write is out of date.
 GENERATED_TABLES = ("table*.md", "table*.csv", "lama_*.md", "lama_*.csv", "comparison.csv")
-GENERATED_PLOTS = ("table*.png", "lama_*.png", "delta.png")
+GENERATED_PLOTS = ("table*.png", "lama_*.png", "delta.png", "curves/*.png")
 
 
 @dataclass
@@ -76,6 +77,7 @@ def build_report(options: ReportOptions) -> Report:
     if options.plots:
         report.plots = write_plots(matching.views, relations, summary.same + summary.nearest,
                                    options.tolerance, plots_dir)
+        report.plots += write_curves(found.results, plots_dir / "curves")
         report.removed += remove_stale(plots_dir, report.plots, GENERATED_PLOTS)
     if options.reproducing is not None:
         report.reproducing = write_sections(options.reproducing, reproducing_sections(report, options))
@@ -125,9 +127,13 @@ def _tables_section(report: Report, base: Path) -> str:
     delta = [p for p in report.plots if p.name == "delta.png"]
     if delta:
         parts.append(f"![Ours minus the paper for every compared cell]({_link(delta[0], base)})")
-    others = [p for p in report.plots if p.name != "delta.png"]
+    others = [p for p in report.plots if p.name != "delta.png" and p.parent.name != "curves"]
     if others:
         parts.append("Plots: " + ", ".join(f"[{p.stem}]({_link(p, base)})" for p in others) + ".")
+    curves = sorted(p for p in report.plots if p.parent.name == "curves")
+    if curves:
+        parts.append("Training curves (dev score and loss per check, one sheet per run group): "
+                     + ", ".join(f"[{p.stem}]({_link(p, base)})" for p in curves) + ".")
     return "\n\n".join(parts)
 
 

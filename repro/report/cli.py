@@ -1,8 +1,10 @@
 """`python -m repro report`: compare results/ with the paper's tables (markdown, CSV, PNG, REPRODUCING.md).
 
-Without `--results` / `--reproducing` the project's own results/ and REPRODUCING.md are used, wherever the
-command runs (as the other subcommands resolve their defaults); paths given explicitly are taken as given,
-relative to the working directory."""
+Without `--results` the project's own results/ is read, wherever the command runs (as the other subcommands
+resolve their defaults); paths given explicitly are taken as given, relative to the working directory.
+REPRODUCING.md is rewritten only for the project's own results (`--results results`, or no `--results`) or
+when `--reproducing FILE` names a file: a report on a user's runs (`--results runs`, `--results /tmp/x`) never
+touches it."""
 
 from __future__ import annotations
 
@@ -33,7 +35,7 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
                         help="a cell is reproduced when |ours - paper| <= this many points (default: 1.0)")
     parser.add_argument("--reproducing", type=Path, default=None,
                         help="markdown file whose report sections are regenerated (default: the project's "
-                             "REPRODUCING.md)")
+                             "REPRODUCING.md, and only when the results are the project's own results/)")
     parser.add_argument("--no-reproducing", action="store_true", help="leave REPRODUCING.md alone")
     parser.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     parser.set_defaults(func=run)
@@ -45,6 +47,17 @@ def resolved(given: Optional[Path], default: Path) -> Path:
     return given if given is not None else PROJECT_ROOT / default
 
 
+def reproducing_path(args: argparse.Namespace) -> Optional[Path]:
+    """The markdown file whose sections the report regenerates: the one named by `--reproducing`; else the
+    project's REPRODUCING.md when the results read are the project's own results/; else none."""
+    if args.no_reproducing:
+        return None
+    if args.reproducing is not None:
+        return args.reproducing
+    own = resolved(args.results, DEFAULT_RESULTS).resolve() == (PROJECT_ROOT / DEFAULT_RESULTS).resolve()
+    return PROJECT_ROOT / DEFAULT_REPRODUCING if own else None
+
+
 def command_line(args: argparse.Namespace) -> str:
     """The command as a user would retype it from the project root, for the generated REPRODUCING.md section
     (a default path is spelled relative to the project root, so the text does not depend on the checkout)."""
@@ -52,7 +65,7 @@ def command_line(args: argparse.Namespace) -> str:
     if args.out is not None:
         parts += ["--out", str(args.out)]
     parts += ["--tolerance", f"{args.tolerance:g}"]
-    if not args.no_reproducing:
+    if reproducing_path(args) is not None:
         parts += ["--reproducing", str(args.reproducing or DEFAULT_REPRODUCING)]
     if args.no_plots:
         parts.append("--no-plots")
@@ -65,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
 
     options = ReportOptions(
         results=resolved(args.results, DEFAULT_RESULTS), out=args.out, tolerance=args.tolerance,
-        reproducing=None if args.no_reproducing else resolved(args.reproducing, DEFAULT_REPRODUCING),
+        reproducing=reproducing_path(args),
         plots=not args.no_plots,
         command=command_line(args),
     )

@@ -42,6 +42,9 @@ def lama_counts(data: dict[str, Any]) -> dict[str, Any]:
 def facts_section(results: Sequence[Any]) -> str:
     """Markdown: per LAMA run its relation and fact counts; per trained SuperGLUE result its per-seed dev32
     selection scores (what model selection compared) and evaluation metrics."""
+    from repro.report.frame import to_frame  # pandas only where the report needs it
+
+    frame = to_frame(list(results))
     lama, superglue = [], []
     for r in sorted(results, key=lambda r: r.display):
         data = raw(r.path)
@@ -53,7 +56,8 @@ def facts_section(results: Sequence[Any]) -> str:
             for seed, training in data["training"].items():
                 best = training.get("best_dev")
                 best_text = "/".join(f"{b:.1f}" for b in best) if isinstance(best, list) else f"{best:.1f}"
-                metrics = ", ".join(f"{k} {v:.1f}" for k, v in data["seeds"].get(seed, {}).items())
+                rows = frame[(frame.path == r.display) & (frame.seed == int(seed))]
+                metrics = ", ".join(f"{k} {v:.1f}" for k, v in zip(rows.metric, rows.value))
                 superglue.append(f"| {r.display} | {seed} | {best_text} (step {training.get('best_step')}) | "
                                  f"{metrics} | {fidelity_of(data)} |")
     parts = []

@@ -68,6 +68,8 @@ class Result:
     git_commit: str = ""
     environment: dict[str, Any] = field(default_factory=dict)
     wall_time_s: Optional[float] = None
+    seed_metrics: dict[str, dict[str, float]] = field(default_factory=dict)  # seed -> metrics (SuperGLUE)
+    config: dict[str, Any] = field(default_factory=dict)  # the run's config as recorded (fidelity choices, seed)
 
 
 @dataclass(frozen=True)
@@ -211,8 +213,20 @@ def _parse_superglue(path: Path, display: str, data: dict[str, Any]) -> Result:
         method=_get(data, "config.method", str), setting=setting, task=task, metrics=mean, std=std,
         preset=str(config.get("preset") or ""), n_seeds=n_seeds, partial=partial, partial_reasons=_reasons(partial, notes), notes=notes,
         eval_split=str(data.get("eval_split") or ""), n_eval=n_eval if isinstance(n_eval, int) else None,
-        **_provenance(data),
+        seed_metrics=_seed_metrics(seeds), **_provenance(data),
     )
+
+
+def _seed_metrics(seeds: Any) -> dict[str, dict[str, float]]:
+    """`seeds` of a SuperGLUE file: seed -> {metric: value}; values that are not finite numbers are refused."""
+    if not isinstance(seeds, dict):
+        return {}
+    out = {}
+    for seed, values in seeds.items():
+        if not isinstance(values, dict) or not all(_is_number(v) for v in values.values()):
+            raise _Invalid(f"field 'seeds.{seed}' is not an object of finite numbers")
+        out[str(seed)] = {k: float(v) for k, v in values.items()}
+    return out
 
 
 def _parse_relation(name: str, value: Any) -> RelationResult:
@@ -277,7 +291,9 @@ def _backbone_kind(data: dict[str, Any]) -> Optional[str]:
 def _provenance(data: dict[str, Any]) -> dict[str, Any]:
     env = data.get("environment")
     wall = data.get("wall_time_s")
+    config = data.get("config")
     return {
+        "config": config if isinstance(config, dict) else {},
         "command": str(data.get("command") or ""),
         "git_commit": str(data.get("git_commit") or ""),
         "environment": env if isinstance(env, dict) else {},

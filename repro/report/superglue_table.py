@@ -25,7 +25,7 @@ from repro.report.match import Column, OursValue, ours_for, route, superglue_col
 from repro.report.names import task_display_name, task_of_display
 from repro.report.paper import load_paper_tables
 from repro.report.results import Result, read_result
-from repro.results import PROJECT_ROOT
+from repro.results import RUNS_DIR
 
 MISSING = "-"
 
@@ -101,7 +101,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--backbone", required=True, help="backbone short name (the results folder)")
     p.add_argument("--methods", default="mp,ptuning", help="comma-separated methods (rows)")
     p.add_argument("--tasks", default=None, help="comma-separated tasks (default: those with results)")
-    p.add_argument("--results", default=str(PROJECT_ROOT / "results"), help="results root")
+    p.add_argument("--results", default=str(RUNS_DIR),
+                   help="results root (default: runs/, where runs write; the committed ones: --results results)")
     p.set_defaults(func=run_cli)
 
 

@@ -1,0 +1,100 @@
+"""Training curves: every trained run's history (training loss and dev score at each check) as PNG, one sheet
+per run group, so that a stalled relation or seed is seen at a glance.
+
+- LAMA: all relations of one run (backbone, method, vocabulary) on one sheet, one small panel per relation,
+  read from the relation files beside the run's summary (`training.history`).
+- SuperGLUE: one sheet per (setting, backbone, method), one panel per task, the seeds overlaid, read from the
+  result file (`training.<seed>.history`; files written before histories were kept there have none: skipped).
+Dev score solid (left axis), loss dashed (right axis). Written under `<plots>/curves/`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from matplotlib.figure import Figure
+
+from repro.report.plots import COLORS, save
+from repro.report.results import Result
+from repro.report.text import slug
+
+History = list[dict[str, Any]]
+
+
+def _read(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError):
+        return {}
+
+
+def lama_histories(result: Result) -> dict[str, History]:
+    """Relation id -> its training history, from the relation files beside a LAMA summary."""
+    out = {}
+    for relation in result.relations:
+        history = (_read(result.path.parent / f"{relation.relation}.json").get("training") or {}).get("history")
+        if history:
+            out[relation.relation] = history
+    return out
+
+
+def superglue_histories(result: Result) -> dict[str, History]:
+    """Seed -> its training history, from a SuperGLUE result file."""
+    training = _read(result.path).get("training") or {}
+    return {seed: t["history"] for seed, t in training.items() if isinstance(t, dict) and t.get("history")}
+
+
+def _panel(ax, curves: dict[str, History], title: str, dev_label: str) -> None:
+    twin = ax.twinx()
+    for i, (name, history) in enumerate(curves.items()):
+        color = COLORS[i % len(COLORS)]
+        steps = [h["step"] for h in history]
+        ax.plot(steps, [h.get("dev") if isinstance(h.get("dev"), (int, float)) else math.nan for h in history],
+                "o-", color=color, markersize=3, label=name if len(curves) > 1 else dev_label)
+        twin.plot(steps, [h.get("loss") if h.get("loss") is not None else math.nan for h in history], "--",
+                  color=color, alpha=0.6)
+    ax.set_ylim(bottom=0)  # a stall at 0 reads as a flat line on the axis, not a line mid-panel
+    twin.set_ylim(bottom=0)
+    ax.set_title(title, fontsize=8)
+    ax.tick_params(labelsize=6)
+    twin.tick_params(labelsize=6)
+
+
+def _sheet(panels: dict[str, dict[str, History]], title: str, dev_label: str, path: Path) -> Path:
+    cols = min(6, len(panels))
+    rows = math.ceil(len(panels) / cols)
+    fig = Figure(figsize=(2.6 * cols, 2.0 * rows + 0.6))
+    for k, (name, curves) in enumerate(panels.items()):
+        ax = fig.add_subplot(rows, cols, k + 1)
+        _panel(ax, curves, name, dev_label)
+        if k == 0 and len(curves) > 1:
+            ax.legend(fontsize=6, title="seed", title_fontsize=6)
+    fig.suptitle(f"{title}: {dev_label} (solid, left) and training loss (dashed, right) per step", fontsize=10)
+    fig.tight_layout(rect=(0, 0, 1, 0.97))
+    return save(fig, path)
+
+
+def write_curves(results: list[Result], out: Path) -> list[Path]:
+    """One PNG per run group that has training histories; returns the files written."""
+    written: list[Path] = []
+    groups: dict[tuple[str, str, str], dict[str, dict[str, History]]] = {}
+    for result in sorted(results, key=lambda r: r.display):
+        if result.kind == "lama":
+            histories = lama_histories(result)
+            if histories:
+                name = f"lama_{slug(result.backbone)}_{slug(result.method)}-{result.setting}"
+                panels = {rel: {rel: h} for rel, h in histories.items()}
+                written.append(_sheet(panels, f"LAMA {result.method}, {result.backbone}, {result.setting}",
+                                      "dev P@1", out / f"{name}.png"))
+            continue
+        histories = superglue_histories(result)
+        if histories:
+            groups.setdefault((result.setting, result.backbone, result.method), {})[result.task] = histories
+    for (setting, backbone, method), panels in sorted(groups.items()):
+        name = f"superglue_{setting}_{slug(backbone)}_{slug(method)}"
+        written.append(_sheet(panels, f"SuperGLUE {setting} {method}, {backbone}", "dev score",
+                              out / f"{name}.png"))
+    return written
