@@ -47,7 +47,7 @@ def lama_numbers(results: Path) -> dict:
     out = {}
     for path in sorted(results.rglob("*.json")):
         data = json.loads(path.read_text())
-        for key in ("wall_time_s", "environment", "command", "git_commit", "shared_pass"):
+        for key in ("wall_time_s", "environment", "command", "git_commit", "shared_pass", "date", "cpu_model"):
             data.pop(key, None)
         out[str(path.relative_to(results))] = data
     return out
@@ -131,7 +131,7 @@ def test_plan_on_a_half_finished_results_folder(tiny_dirs, shared_data, tmp_path
     write_failure(ws, p19.key, "RuntimeError: out of memory")
     states = {c.name: cell_state(c, ws) for c in (p101, p1376, p19)}
     assert states["P101"].state is State.DONE and states["P101"].wall_time_s > 0
-    assert states["P1376"].state is State.STALE and "train.max_steps: 2 -> 4" in states["P1376"].reason
+    assert states["P1376"].state is State.STALE and states["P1376"].reason == "train.max_steps 2 -> 4"
     assert states["P19"].state is State.FAILED and states["P19"].reason == "RuntimeError: out of memory"
     plan = format_plan(groups, ws)
     assert "3 cells: 1 done, 1 failed, 1 stale" in plan and "FAILED  P19" in plan
@@ -143,6 +143,16 @@ def test_plan_on_a_half_finished_results_folder(tiny_dirs, shared_data, tmp_path
     assert all(cell_state(c, ws).state is State.DONE for c in groups[0].cells())
     assert "summary up to date" in format_plan(groups, ws, brief=True)
     assert not (ws.runs_root / "sweep" / "failed" / f"{p19.key}.json").exists()
+    # every field the driver keys reuse on counts: another thread count would recompute, and --plan says so
+    assert cell_state(p101, Workspace(**{**w, "threads": 2})).reason == "threads 1 -> 2"
+    # a file written before fingerprints named their fields (the committed results): what the driver prints
+    path = ws.results_root / "lama/gpt2/ptuning-full/P101.json"
+    old = json.loads(path.read_text())
+    del old["fingerprint_fields"]
+    path.write_text(json.dumps({**old, "config_fingerprint": "0123456789abcdef"}))
+    stale = cell_state(p101, ws)
+    assert stale.state is State.STALE and stale.reason == "written before fingerprints named their fields"
+    assert stale.wall_time_s == old["wall_time_s"]
 
 
 def test_plan_of_superglue_seeds(load_tiny, tiny_dirs, shared_data, tmp_path):
@@ -159,6 +169,17 @@ def test_plan_of_superglue_seeds(load_tiny, tiny_dirs, shared_data, tmp_path):
     result = json.loads((ws.results_root / "superglue/fewshot/gpt2/ptuning/cb.json").read_text())
     assert list(result["seeds"]) == ["42", "43"]
     assert "1 cells: 1 done" not in format_plan(groups, ws) and "2 cells: 2 done" in format_plan(groups, ws)
+    # each seed's own wall time is in the result: what --plan estimates from once the resume state is gone
+    assert set(result["seed_wall_time_s"]) == {"42", "43"} and all(v > 0 for v in result["seed_wall_time_s"].values())
+    # another setting (max_train) is a resume folder of other fields: stale, with the driver's one-line reason
+    other = expand(parse_spec({**spec, "config": {**spec["config"], "max_train": 3}}))
+    assert [cell_state(c, ws).reason for c in other[0].cells()] == ["max_train 4 -> 3"] * 2
+    # the resume state gone (a fresh clone of committed results): the result holds the seeds, a rerun recomputes
+    import shutil
+    shutil.rmtree(ws.runs_root / "superglue")
+    gone = cell_state(groups[0].cells()[0], ws)
+    assert gone.state is State.STALE and "seed record is gone" in gone.reason
+    assert gone.wall_time_s == result["seed_wall_time_s"]["42"]
 
 
 # ------------------------------------------------------------------------------------------------ Ray

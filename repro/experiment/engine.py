@@ -91,8 +91,9 @@ class Workspace:
             return self.runs_root / out_dir.name
 
     def unit_fields(self, config_data: dict[str, Any], data: dict[str, str]) -> dict[str, Any]:
-        """Every field that decides a unit's numbers on this workspace (after `open`: threads are set)."""
-        return unit_fields(config_data, threads=torch.get_num_threads(), device=self.device, data=data)
+        """Every field that decides a unit's numbers on this workspace: the threads `open` sets (torch's default
+        when none is asked), so a plan made before `open` (`repro.sweep.state`) gets the run's own fields."""
+        return unit_fields(config_data, threads=self.threads or torch.get_num_threads(), device=self.device, data=data)
 
 
 RESUME_DIR = ".resume"  # hidden: the report skips it, and .gitignore keeps it out of commits
@@ -115,7 +116,7 @@ class ReuseLog:
         if done is not None:
             self.reused.append(done)
             return done
-        old = _read_json(path)
+        old = read_json(path)
         if old is not None and (schema is None or old.get("schema") == schema):
             self.recomputed.setdefault(differences(old.get("fingerprint_fields"), fields), []).append(name)
         return None
@@ -145,22 +146,38 @@ class ReuseLog:
 def keyed_dir(base: Path, fields: dict[str, Any]) -> Path:
     """`base/<fingerprint of fields>`: resume state of exactly these settings. Folders of other settings are
     left aside (announced once, never read, never blocking); a finished run removes only its own."""
-    key = fields_fingerprint(fields)
-    others = [p for p in base.iterdir() if p.is_dir() and p.name != key] if base.is_dir() else []
+    path = keyed_path(base, fields)
+    others = other_keyed(base, fields)
     if others:
-        reasons = {differences(_read_json(p / FIELDS_FILE), fields) for p in others}
+        reasons = {differences(keyed_fields(p), fields) for p in others}
         print(f"set aside {len(others)} resume folder(s) with other settings under {base} ({'; '.join(sorted(reasons))})",
               file=sys.stderr)
-    path = base / key
     if not (path / FIELDS_FILE).is_file():
         atomic_write_json(path / FIELDS_FILE, fields)
     return path
 
 
+def keyed_path(base: Path, fields: dict[str, Any]) -> Path:
+    """Where `keyed_dir` keeps the resume state of `fields`, without creating or announcing anything."""
+    return base / fields_fingerprint(fields)
+
+
+def other_keyed(base: Path, fields: dict[str, Any]) -> list[Path]:
+    """The resume folders under `base` of other settings than `fields` (what `keyed_dir` sets aside)."""
+    key = fields_fingerprint(fields)
+    return sorted(p for p in base.iterdir() if p.is_dir() and p.name != key) if base.is_dir() else []
+
+
+def keyed_fields(path: Path) -> Optional[dict[str, Any]]:
+    """The fields a resume folder was made with (None: unknown)."""
+    return read_json(path / FIELDS_FILE)
+
+
 FIELDS_FILE = "fields.json"
 
 
-def _read_json(path: Path) -> Optional[dict[str, Any]]:
+def read_json(path: Path) -> Optional[dict[str, Any]]:
+    """A JSON object file's content; None when it is absent, unreadable or not an object."""
     try:
         data = json.loads(Path(path).read_text())
     except (OSError, ValueError):
@@ -170,7 +187,7 @@ def _read_json(path: Path) -> Optional[dict[str, Any]]:
 
 def load_finished(path: Path, key: str, value: str, schema: Optional[str] = None) -> Optional[dict[str, Any]]:
     """A finished unit's JSON when it exists, parses, and its `key` equals `value` (its fingerprint)."""
-    data = _read_json(path)
+    data = read_json(path)
     if data is None:
         return None
     if data.get(key) != value or (schema is not None and data.get("schema") != schema):

@@ -211,7 +211,7 @@ def run_lama(config: LamaConfig, *, backbone: Optional[Backbone] = None, **where
     state = ws.state_dir(out_dir)
 
     def fields_of(relation: lama_data.Relation) -> dict[str, Any]:
-        return ws.unit_fields(config.fingerprint_data(), data_hashes(root, relation_files(relation, config)))
+        return relation_fields(ws, root, config, relation)
 
     log = ReuseLog("relation", out_dir)
     per_relation: dict[str, dict[str, Any]] = {}
@@ -259,6 +259,12 @@ def run_lama(config: LamaConfig, *, backbone: Optional[Backbone] = None, **where
 
 JOINT_DIR = "_joint"  # under the run's resume state: the checkpoint of a joint pass (keyed by its fields)
 SUPERSEDED_DIR = "superseded"  # under the run's resume state: relation files replaced by a run of other settings
+
+
+def relation_fields(ws: Workspace, root: Path, config: LamaConfig, relation: lama_data.Relation) -> dict[str, Any]:
+    """Every field that decides a relation's numbers (its file's `config_fingerprint` is their hash); `config`
+    with `backbone_kind` filled in. Also what `python -m repro sweep --plan` compares."""
+    return ws.unit_fields(config.fingerprint_data(), data_hashes(root, relation_files(relation, config)))
 
 
 def relation_files(relation: lama_data.Relation, config: LamaConfig) -> list[str]:

@@ -75,19 +75,16 @@ class RunData:
     evals: list[EvalSet]
     notes: list[str] = field(default_factory=list)
     partial_files: list[str] = field(default_factory=list)
-    files: list[str] = field(default_factory=list)  # every file read, relative to the data root (fingerprinted)
 
 
 def load_data(config: SuperGLUEConfig, train_task: Task, eval_tasks: Sequence[Task], root: Path) -> RunData:
     """Read what the run needs; a missing file is a DataError that names it and the fetch command."""
     notes: list[str] = []
     partial: list[str] = []
-    read_files: list[str] = []
 
     def read(task: Task, rel: Optional[str], what: str) -> list[Example]:
         if rel is None:
             raise ConfigError(f"task {task.name!r} has no {what} file in the {config.setting} setting")
-        read_files.append(rel)
         status = partial_status(root, rel)
         if status is not None and not status.startswith("missing"):
             partial.append(rel)
@@ -109,16 +106,46 @@ def load_data(config: SuperGLUEConfig, train_task: Task, eval_tasks: Sequence[Ta
                          "(max_train/max_dev set)")
     evals = []
     for task in eval_tasks:
-        rel = task.files().eval
-        if task.eval_fallback and not (root / rel).is_file():
-            reason = partial_status(root, rel) or "file not found in the data root"
-            notes.append(f"{rel} is absent ({reason}): evaluated on {task.eval_fallback} instead, which is also "
+        rel = eval_file(task, root)
+        if rel != task.files().eval:
+            reason = partial_status(root, task.files().eval) or "file not found in the data root"
+            notes.append(f"{task.files().eval} is absent ({reason}): evaluated on {rel} instead, which is also "
                          "the model-selection set, so the numbers are optimistic")
-            partial.append(rel)
-            rel = task.eval_fallback
+            partial.append(task.files().eval)
         examples = read(task, rel, "evaluation")
         evals.append(EvalSet(task, eval_subset(examples, config.max_eval_for(task.name)), rel, len(examples)))
-    return RunData(train_examples, dev_examples, evals, notes, partial, read_files)
+    return RunData(train_examples, dev_examples, evals, notes, partial)
+
+
+def eval_file(task: Task, root: Path) -> str:
+    """The file a task is evaluated on: its declared one, or its fallback when that is absent."""
+    rel = task.files().eval
+    return task.eval_fallback if task.eval_fallback and not (root / rel).is_file() else rel
+
+
+def data_files(config: SuperGLUEConfig, train_task: Task, eval_tasks: Sequence[Task], root: Path) -> list[str]:
+    """Every file a run reads, relative to the data root (what `load_data` reads; their hashes are fingerprinted)."""
+    files = train_task.files()
+    trained = [] if config.zero_shot else [files.train(config.setting), files.dev(config.setting)]
+    return [rel for rel in trained if rel is not None] + [eval_file(task, root) for task in eval_tasks]
+
+
+def run_fields(ws: Workspace, config: SuperGLUEConfig, train_task: Task, eval_tasks: Sequence[Task]) -> dict[str, Any]:
+    """Every field that decides a run's seeds' numbers: the key of its resume folder (`keyed_dir`). Also what
+    `python -m repro sweep --plan` compares."""
+    root = data_root(ws.root)
+    files = data_files(config, train_task, eval_tasks, root)
+    return ws.unit_fields(config.fingerprint_data(), data_hashes(root, files))
+
+
+def output_dir(results_root: Path, backbone_name: str, config: SuperGLUEConfig) -> Path:
+    """The folder of a run's per-task results: <results>/superglue/<setting>/<backbone>/<method>/."""
+    return results_root / "superglue" / config.setting / backbone_name / config.method_entry.name
+
+
+def resume_base(ws: Workspace, backbone_name: str, config: SuperGLUEConfig) -> Path:
+    """The folder holding a training task's resume folders, one per fingerprint of `run_fields`."""
+    return ws.state_dir(output_dir(ws.results_root, backbone_name, config)) / config.train_task
 
 
 def eval_subset(examples: list[Example], limit: Optional[int]) -> list[Example]:
@@ -170,9 +197,31 @@ def check_pattern(run: RunPlan, variant: str) -> None:
 
 
 def default_pattern(run: RunPlan) -> str:
-    if run.style == "classifier":
-        return "classifier"
-    return run.train_task.default_variant(run.style, causal=run.backbone.is_causal)
+    return default_variant(run.train_task, run.style, causal=run.backbone.is_causal)
+
+
+def default_variant(task: Task, style: str, *, causal: bool) -> str:
+    """The pattern a run uses when none is named (and none is searched)."""
+    return "classifier" if style == "classifier" else task.default_variant(style, causal=causal)
+
+
+def seed_path(runs_dir: Path, variant: str, seed: int) -> Path:
+    """A finished seed's record in its run's resume folder (`keyed_dir` of `run_fields`)."""
+    return runs_dir / variant / f"seed{seed}.json"
+
+
+def rng_path(runs_dir: Path, variant: str, seed: int) -> Path:
+    """Under `seed_rule=once`: the RNG state a seed left, beside its record; the next seed continues from it."""
+    return runs_dir / variant / f"seed{seed}.rng.pt"
+
+
+def seed_reusable(runs_dir: Path, variant: str, seed: int, fingerprint: str, seeds_once: bool) -> Optional[dict]:
+    """The seed's record when a run would reuse it: its fingerprint matches, and under `seed_rule=once` the RNG
+    state it left is there too (else the seed is recomputed to continue the stream)."""
+    done = load_finished(seed_path(runs_dir, variant, seed), "fingerprint", fingerprint, SUPERGLUE_SEED_SCHEMA)
+    if done is None or (seeds_once and not rng_path(runs_dir, variant, seed).is_file()):
+        return None
+    return done
 
 
 def search_variants(run: RunPlan) -> tuple[str, ...]:
@@ -216,12 +265,12 @@ class Engine:
         return dict(sorted(found.items()))
 
     def seed_path(self, variant: str, seed: int) -> Path:
-        return self.runs_dir / variant / f"seed{seed}.json"
+        return seed_path(self.runs_dir, variant, seed)
 
     def seed_result(self, variant: str, seed: int) -> dict[str, Any]:
         path = self.seed_path(variant, seed)
-        done = load_finished(path, "fingerprint", self.fingerprint, SUPERGLUE_SEED_SCHEMA)
-        if done is not None and (not self._seeds_once() or self._rng_path(variant, seed).is_file()):
+        done = seed_reusable(self.runs_dir, variant, seed, self.fingerprint, self._seeds_once())
+        if done is not None:
             if seed not in self.computed:
                 self.log.reused.append(done)
             return done
@@ -242,7 +291,7 @@ class Engine:
         return self.run.config.choices.seed_rule == "once"
 
     def _rng_path(self, variant: str, seed: int) -> Path:
-        return self.runs_dir / variant / f"seed{seed}.rng.pt"
+        return rng_path(self.runs_dir, variant, seed)
 
     def _continue_stream(self, variant: str, seed: int) -> None:
         seeds = self.run.seeds
@@ -347,9 +396,9 @@ def run_superglue(config: SuperGLUEConfig, *, backbone: Optional[Backbone] = Non
     run = RunPlan(config, train_task, eval_tasks, method, backbone, seeds)
     if config.pattern is not None:
         check_pattern(run, config.pattern)
-    out_dir = ws.results_root / "superglue" / config.setting / backbone.name / method.name
-    fields = ws.unit_fields(config.fingerprint_data(), data_hashes(data_root(ws.root), data.files))
-    runs_dir = keyed_dir(ws.state_dir(out_dir) / train_task.name, fields)
+    out_dir = output_dir(ws.results_root, backbone.name, config)
+    fields = run_fields(ws, config, train_task, eval_tasks)
+    runs_dir = keyed_dir(resume_base(ws, backbone.name, config), fields)
     engine = Engine(run, data, runs_dir, quiet, fields)
 
     search: dict[str, float] = {}
@@ -373,6 +422,10 @@ def run_superglue(config: SuperGLUEConfig, *, backbone: Optional[Backbone] = Non
     results = {}
     for ev in data.evals:
         payload = result_payload(run, data, ev, variant, per_seed, search)
+        # What the seeds were computed with (a plan can say why they would be recomputed once the resume state is
+        # gone), and each seed's own wall time (the command's, stamped below, may have reused them all).
+        payload.update(fingerprint=engine.fingerprint, fingerprint_fields=engine.fields,
+                       seed_wall_time_s={str(s): r.get("wall_time_s") for s, r in per_seed.items()})
         path = out_dir / f"{ev.task.name}.json"
         results[ev.task.name] = record.stamp(payload)
         write_result(path, results[ev.task.name])

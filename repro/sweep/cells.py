@@ -10,7 +10,7 @@ fidelity item `seed_rule=once` each seed continues the RNG stream of the one bef
 searches its pattern on the first seed (`repro.experiment.superglue.Engine`, `searches_patterns`).
 
 After a group's cells are done, its assembly reruns the group's whole config: the driver finds every unit
-finished (LAMA: the relation files under results/; SuperGLUE: the seed records under runs/) and only writes the
+finished (LAMA: the relation files of the run folder; SuperGLUE: the seed records in its .resume/) and only writes the
 summary / per-task files, so `python -m repro report` reads what the scripts would have written.
 """
 

@@ -54,9 +54,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _cli(args: argparse.Namespace) -> int:
     from repro.experiment.engine import Workspace
+    from repro.sweep.executors import cell_where
 
     values = vars(args)
     where = {k: values[k] for k in ("root", "results_root", "runs_root", "device", "threads", "quiet") if k in values}
+    where = cell_where(where, args.engine, args.cpus_per_cell)
     ws = Workspace(**where)
     groups = load_groups(args.spec, flag_overrides(args), ws)
     if not args.run:
@@ -119,7 +121,8 @@ def format_plan(groups: Sequence, ws, *, brief: bool = False) -> str:
 
     lines: list[str] = []
     totals: dict[str, int] = {}
-    walls: dict[str, list[float]] = {}  # group key -> wall times of its finished cells
+    walls: dict[str, list[float]] = {}  # group key -> recorded wall times of its cells (done, or stale: a rerun's)
+    recorded: list[float] = []  # of the done cells
     left: dict[str, int] = {}  # group key -> cells not done
     devices: set[str] = set()
     for group in groups:
@@ -129,9 +132,10 @@ def format_plan(groups: Sequence, ws, *, brief: bool = False) -> str:
             counts[st.state.value] = counts.get(st.state.value, 0) + 1
             totals[st.state.value] = totals.get(st.state.value, 0) + 1
         walls[group.key] = [st.wall_time_s for _, st in states if st.wall_time_s is not None]
+        recorded += [st.wall_time_s for _, st in states if st.wall_time_s is not None and not st.runnable]
         devices |= {st.device for _, st in states if st.device}
         left[group.key] = sum(1 for _, st in states if st.runnable)
-        summary = ("summary up to date" if assembled(group, ws) else
+        summary = ("summary up to date" if assembled(group, ws, [st for _, st in states]) else
                    "summary due" if not left[group.key] else "summary after its cells")
         lines.append(f"{group.key}  ({group.describe()}): {len(states)} cells: {_counts(counts)}; {summary}")
         if not brief:
@@ -141,17 +145,17 @@ def format_plan(groups: Sequence, ws, *, brief: bool = False) -> str:
                 lines.append(f"  {PLAN_MARKS[st.state.value]:<8}{cell.name:<18}{wall}{reason}")
     n_cells = sum(totals.values())
     head = [f"sweep: {len(groups)} runs, {n_cells} cells: {_counts(totals)}"]
-    finished = [w for ws_ in walls.values() for w in ws_]
-    if finished:
-        head.append(f"recorded wall time of {len(finished)} finished cells: {sum(finished) / 3600:.2f} device-hours"
+    if recorded:
+        head.append(f"recorded wall time of {len(recorded)} done cells: {sum(recorded) / 3600:.2f} device-hours"
                     + (f" on {', '.join(sorted(devices))}" if devices else ""))
     head += _estimate(groups, walls, left)
     return "\n".join(head + lines)
 
 
 def _estimate(groups: Sequence, walls: dict[str, list[float]], left: dict[str, int]) -> list[str]:
-    """Device-hours for the cells left: each at the mean wall time of its run's finished cells, else of the
-    finished cells of the same benchmark, backbone and method (relations and tasks differ ~10x in cost)."""
+    """Device-hours for the cells left: each at the mean recorded wall time of its run's cells (done ones, and
+    stale ones: their last computation), else of the same benchmark, backbone and method (relations and tasks
+    differ ~10x in cost)."""
     family: dict[tuple, list[float]] = {}
     for group in groups:
         family.setdefault(_family(group), []).extend(walls[group.key])
@@ -166,9 +170,9 @@ def _estimate(groups: Sequence, walls: dict[str, list[float]], left: dict[str, i
     if not n_left:
         return []
     if unknown == n_left:
-        return [f"no estimate for the {n_left} cells left: no finished cell of the same backbone and method yet "
+        return [f"no estimate for the {n_left} cells left: no recorded cell of the same backbone and method yet "
                 "(run a few, then --plan again)"]
-    text = (f"estimate for the {n_left - unknown} cells left with a finished cell of the same run (or backbone and "
+    text = (f"estimate for the {n_left - unknown} cells left with a recorded cell of the same run (or backbone and "
             f"method): {seconds / 3600:.2f} device-hours on the same device")
     return [text + (f"; {unknown} more cells have no estimate" if unknown else "")]
 
@@ -190,6 +194,9 @@ def run(groups: Sequence, where: dict[str, Any], *, engine: str = "local", addre
     from repro.sweep.state import log_path
     from repro.experiment.engine import Workspace
 
+    from repro.sweep.executors import cell_where
+
+    where = cell_where(where, engine, cpus)
     options = {} if engine == "local" else dict(address=address, cpus=cpus, gpus=gpus, max_retries=max_retries)
     executor = make_executor(engine, where, **options)
     report = run_sweep(groups, executor, where, quiet=quiet)

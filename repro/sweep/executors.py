@@ -2,16 +2,16 @@
 `ray` makes each cell a Ray task with its resource request, scheduled on any node of the cluster as cells finish.
 
 Both run the same `execute` on each work item: the existing driver on one cell, its output (progress bars,
-tracebacks) appended to the cell's log under runs/sweep/logs/, results written by the driver with its atomic
-writes into the shared results folder, a failure recorded under runs/sweep/failed/ with its error line. The
-scheduler (`run_sweep`) submits every runnable cell, counts them on one progress bar as they finish, and
-submits a group's assembly (`repro.sweep.cells.Assembly`) when its last cell is done.
+tracebacks) appended to the cell's log under <results>/.resume/sweep/logs/, results written by the driver
+with its atomic writes into the shared results folder, a failure recorded under <results>/.resume/sweep/failed/
+with its error line. The scheduler (`run_sweep`) submits every runnable cell, counts them on one progress bar
+as they finish, and submits a group's assembly (`repro.sweep.cells.Assembly`) when its last cell is done.
 
 Ray (`pip install ptuning-repro[distributed]`) is imported only by `RayExecutor`. A worker that dies (a lost
-node, an OOM kill) makes Ray rerun its task (`max_retries`); the rerun resumes from the unit's checkpoint
-under runs/ with the same numbers. An exception inside a cell is not retried: it is the same error next time,
-so it is recorded as the cell's failure. Multi-node: every node needs the suite installed, and the data,
-results and runs folders at the same paths on a shared filesystem.
+node, an OOM kill) makes Ray rerun its task (`max_retries`); the rerun resumes from the unit's checkpoint in
+the run folder with the same numbers. An exception inside a cell is not retried: it is the same error next
+time, so it is recorded as the cell's failure. Multi-node: every node needs the suite installed, and the data
+and the results folder at the same paths on a shared filesystem.
 """
 
 from __future__ import annotations
@@ -113,9 +113,7 @@ class RayExecutor:
             ray.init(address=address, runtime_env={"env_vars": env} if env else None, log_to_driver=False,
                      include_dashboard=False)
             self.started_here = True
-        if where.get("threads", 0) == 0 and cpus >= 1:  # torch threads: what the cell asked for, not the node's
-            where = {**where, "threads": int(cpus)}
-        self.where = where
+        self.where = cell_where(where, self.name, cpus)
         self.remote = ray.remote(execute).options(num_cpus=cpus, num_gpus=gpus, max_retries=max_retries,
                                                   retry_exceptions=False)
         self.pending: dict[Any, WorkItem] = {}
@@ -144,6 +142,14 @@ class RayExecutor:
 def _ray_error_line(err: BaseException) -> str:
     text = str(err).strip().splitlines()
     return f"{type(err).__name__}: {text[0] if text else ''}"[:500]
+
+
+def cell_where(where: dict[str, Any], engine: str, cpus: float = 1) -> dict[str, Any]:
+    """The workspace a cell runs with. Under Ray, without --threads, torch gets the CPUs the cell asked for, not
+    the node's count; the thread count is part of the fingerprint, so `--plan` reads states with this too."""
+    if engine == "ray" and where.get("threads", 0) == 0 and cpus >= 1:
+        return {**where, "threads": int(cpus)}
+    return dict(where)
 
 
 def make_executor(engine: str, where: dict[str, Any], **options: Any):

@@ -1,33 +1,36 @@
-"""Where a sweep cell stands, read from the files the drivers write: the one place that knows those paths and
-keys, so that a change to where runs write or to what enters a fingerprint is one edit here.
+"""Where a sweep cell stands, read exactly the way the drivers decide what a rerun reuses: their own functions
+(`repro.experiment.lama.relation_fields`, `repro.experiment.superglue.run_fields`, `seed_reusable`,
+`repro.experiment.engine.ReuseLog` / `keyed_path`) on the workspace the cell will run with (its device and
+threads), so a change to where runs write or to what enters a fingerprint needs no edit here.
 
-- done: the unit's reusable record exists with the config's own `fingerprint()` (LAMA: the relation file under
-  results/lama/..., key `config_fingerprint`; SuperGLUE: the seed record under runs/superglue/.../<fingerprint>/,
-  or the task's assembled result under results/superglue/... holding the seed with the same fingerprint);
-- failed: the executor's failure record (runs/sweep/failed/<cell>.json, with the error line) and no result;
-- stale: a result for the unit exists but with another fingerprint (the reason names the fields that differ);
+- done: a rerun would reuse the unit (LAMA: the relation file in the run folder carries the fingerprint of
+  the relation's `unit_fields`; SuperGLUE: the seed's record sits in the run folder's `.resume/<task>/<that
+  fingerprint>/`, with its RNG state under `seed_rule=once`);
+- stale: a rerun would recompute a unit that has a result: the reason is `differences(...)`'s line, what the
+  driver prints when it recomputes (the relation file's recorded fields, a resume folder's `fields.json`, or the
+  task result's recorded fields once its resume state is gone);
+- failed: the executor's failure record (with the error line) and no reusable result;
 - pending: nothing yet.
 
-A group is assembled when its summary (LAMA summary.json, SuperGLUE <task>.json) covers exactly its units with
-the same numbers and fingerprint.
+A run is summarised when its summary files (LAMA summary.json; SuperGLUE <task>.json and its diagnostics')
+hold every unit of the sweep with the numbers a rerun would reuse.
 """
 
 from __future__ import annotations
 
-import json
 import time
 import traceback
 from dataclasses import dataclass
 from enum import Enum
+from functools import lru_cache
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 from repro.atomic import atomic_write_json
-from repro.errors import ConfigError
-from repro.experiment.engine import Workspace
+from repro.experiment.engine import Workspace, read_json
 from repro.sweep.cells import Cell, Group
 
-SWEEP_DIR = "sweep"  # under the runs folder: failure records and per-cell logs
+SWEEP_DIR = "sweep"  # in the results folder's resume state: failure records and per-cell logs
 
 
 class State(str, Enum):
@@ -41,28 +44,26 @@ class State(str, Enum):
 class CellState:
     state: State
     reason: str = ""
-    wall_time_s: Optional[float] = None  # of a finished cell, as its result records it
-    device: str = ""  # where it ran (environment of its result)
+    wall_time_s: Optional[float] = None  # recorded by its result (a stale one's: what a rerun may cost)
+    device: str = ""  # where it ran
 
     @property
     def runnable(self) -> bool:
         return self.state is not State.DONE
 
 
-def read_json(path: Path) -> Optional[dict[str, Any]]:
-    try:
-        return json.loads(Path(path).read_text())
-    except (OSError, json.JSONDecodeError):
-        return None
-
-
 # ------------------------------------------------------------------------------------------------ paths
+def sweep_dir(ws: Workspace) -> Path:
+    """Hidden in the results folder's resume state (the report skips it, git ignores it), or under --runs."""
+    return ws.state_dir(ws.results_root) / SWEEP_DIR
+
+
 def log_path(ws: Workspace, key: str) -> Path:
-    return ws.runs_root / SWEEP_DIR / "logs" / f"{key}.log"
+    return sweep_dir(ws) / "logs" / f"{key}.log"
 
 
 def failure_path(ws: Workspace, key: str) -> Path:
-    return ws.runs_root / SWEEP_DIR / "failed" / f"{key}.json"
+    return sweep_dir(ws) / "failed" / f"{key}.json"
 
 
 def lama_dir(ws: Workspace, group: Group) -> Path:
@@ -72,129 +73,154 @@ def lama_dir(ws: Workspace, group: Group) -> Path:
 
 
 def superglue_result(ws: Workspace, group: Group, task: Optional[str] = None) -> Path:
-    config = group.kwargs
-    return (ws.results_root / "superglue" / config["setting"] / group.backbone_name / config["method"]
-            / f"{task or config['task']}.json")
+    from repro.experiment.superglue import output_dir
 
-
-def superglue_seed_records(ws: Workspace, group: Group, config, seed: int) -> list[Path]:
-    """The seed's record under runs/ for the pattern the run will use (any pattern when it is unknown here)."""
-    from tasks.registry import get_task
-
-    runs_dir = (ws.runs_root / "superglue" / config.setting / group.backbone_name / config.method_entry.name
-                / config.train_task / config.fingerprint())
-    style = config.method_entry.style.value
-    variant = config.pattern or ("classifier" if style == "classifier" else None)
-    if variant is None and group.kind:
-        variant = get_task(config.train_task).default_variant(style, causal=group.kind == "causal")
-    if variant is None:
-        return sorted(runs_dir.glob(f"*/seed{seed}.json"))
-    return [runs_dir / variant / f"seed{seed}.json"]
+    return output_dir(ws.results_root, group.backbone_name, group.config()) / f"{task or group.kwargs['task']}.json"
 
 
 # ------------------------------------------------------------------------------------------------ states
 def cell_state(cell: Cell, ws: Workspace) -> CellState:
-    """The cell's state from the results and runs folders (see the module docstring)."""
+    """The cell's state (see the module docstring)."""
     found = _lama_state(cell, ws) if cell.benchmark == "lama" else _superglue_state(cell, ws)
     if found.state is State.DONE:
         return found
     failure = read_json(failure_path(ws, cell.key))
     if failure is not None:
-        return CellState(State.FAILED, failure.get("error", "failed"))
+        return CellState(State.FAILED, failure.get("error", "failed"), found.wall_time_s)
     return found
 
 
+@lru_cache(maxsize=8)
+def _relations(root: Path) -> dict[str, Any]:
+    from tasks import lama as lama_data
+
+    return {r.id: r for r in lama_data.get_relations(root)}
+
+
 def _lama_state(cell: Cell, ws: Workspace) -> CellState:
+    from repro.data import data_root
+    from repro.experiment.engine import ReuseLog
+    from repro.experiment.lama import relation_fields
+    from repro.results import LAMA_RELATION_SCHEMA
+
     config = cell.config()
-    data = read_json(lama_dir(ws, cell.group) / f"{cell.unit}.json")
-    if data is None:
-        return CellState(State.PENDING)
-    stored = data.get("config", {})
-    config.backbone_kind = config.backbone_kind or stored.get("backbone_kind", "")
-    if data.get("config_fingerprint") == config.fingerprint():
-        return CellState(State.DONE, "", data.get("wall_time_s"), _device(data))
-    return CellState(State.STALE, config_diff(config.to_dict(), stored))
+    path = lama_dir(ws, cell.group) / f"{cell.unit}.json"
+    old = read_json(path)
+    if not config.backbone_kind and old is not None:  # a hub backbone of unknown kind: its file says which
+        config.backbone_kind = (old.get("config") or {}).get("backbone_kind", "")
+    root = data_root(ws.root)
+    fields = relation_fields(ws, root, config, _relations(root)[cell.unit])
+    log = ReuseLog("relation", path.parent)
+    done = log.finished(cell.unit, path, fields, "config_fingerprint", LAMA_RELATION_SCHEMA)
+    if done is not None:
+        return CellState(State.DONE, "", done.get("wall_time_s"), _device(done))
+    if log.recomputed:
+        return CellState(State.STALE, next(iter(log.recomputed)), (old or {}).get("wall_time_s"), _device(old or {}))
+    return CellState(State.PENDING)
 
 
 def _superglue_state(cell: Cell, ws: Workspace) -> CellState:
-    config = cell.config()
-    if not isinstance(cell.unit, tuple):  # a coupled cell is done when its group is assembled
-        records = [read_json(p) for p in superglue_seed_records(ws, cell.group, config, cell.seeds[0])]
-        for record in records:
-            if record is not None and record.get("fingerprint") == config.fingerprint():
-                return CellState(State.DONE, "", record.get("wall_time_s"), "")
-    data = read_json(superglue_result(ws, cell.group))
-    if data is None or not set(map(str, cell.seeds)) <= set(data.get("seeds", {})):
+    from repro.experiment import superglue as sg
+    from repro.experiment.engine import keyed_fields, keyed_path, other_keyed
+    from repro.experiment.fingerprints import differences, fields_fingerprint
+    from tasks.registry import get_task
+
+    config, group = cell.config(), cell.group
+    train_task = get_task(config.train_task)
+    fields = _superglue_fields(ws, config)
+    fingerprint = fields_fingerprint(fields)
+    base = sg.resume_base(ws, group.backbone_name, config)
+    once = config.choices.seed_rule == "once"
+    variants = _variants(config, train_task, group.kind)
+    records = [_reusable(keyed_path(base, fields), variants, seed, fingerprint, once) for seed in cell.seeds]
+    if all(r is not None for r in records):
+        walls = [r.get("wall_time_s") for r in records]
+        return CellState(State.DONE, "", sum(walls) if None not in walls else None, _device(records[0]))
+    for other in other_keyed(base, fields):  # a resume folder of other settings: the driver sets it aside
+        found = [p for seed in cell.seeds for v in variants or ("*",) for p in (other / v).glob(f"seed{seed}.json")]
+        if found:
+            old = read_json(found[0]) or {}
+            reason = differences(keyed_fields(other), fields)
+            return CellState(State.STALE, reason, old.get("wall_time_s"), _device(old))
+    result = read_json(superglue_result(ws, group))
+    if result is None or not set(map(str, cell.seeds)) <= set(result.get("seeds", {})):
         return CellState(State.PENDING)
-    if superglue_fingerprint(data) != config.fingerprint():
-        return CellState(State.STALE, config_diff(config.to_dict(), data.get("config", {})))
-    if assembled(cell.group, ws):
-        share = data.get("wall_time_s") if isinstance(cell.unit, tuple) else _per_seed(data)
-        return CellState(State.DONE, "", share, _device(data))
-    return CellState(State.PENDING, "in the task's result, but without its seed record under the runs folder")
+    wall = _seed_wall(result, cell.seeds)
+    if result.get("fingerprint") == fingerprint:
+        return CellState(State.STALE, f"in {superglue_result(ws, group).name}, but its seed record is gone from "
+                         f"{keyed_path(base, fields)}: a rerun recomputes it", wall, _device(result))
+    return CellState(State.STALE, differences(result.get("fingerprint_fields"), fields), wall, _device(result))
 
 
-def _per_seed(data: dict[str, Any]) -> Optional[float]:
-    """A seed's share of a run's wall time (the result records the run's, not each seed's)."""
-    wall = data.get("wall_time_s")
-    return None if wall is None else wall / max(1, len(data.get("seeds", {})))
+def _superglue_fields(ws: Workspace, config) -> dict[str, Any]:
+    """What decides the run's seeds' numbers (its resume folder's key), as `run_superglue` computes it."""
+    from repro.experiment.superglue import run_fields
+    from tasks.registry import get_task
+
+    train_task = get_task(config.train_task)
+    return run_fields(ws, config, train_task, [train_task] + [get_task(n) for n in train_task.diagnostics])
+
+
+def _variants(config, train_task, kind: str) -> tuple[str, ...]:
+    """The pattern folder(s) a run keeps its seeds in: () when it is chosen during the run (pattern search) or
+    unknown here (a hub backbone of unknown kind)."""
+    from repro.experiment.superglue import RunPlan, default_variant, searches_patterns
+
+    if config.pattern:
+        return (config.pattern,)
+    if searches_patterns(RunPlan(config, train_task, [], config.method_entry, None, list(config.seeds))) or not kind:
+        return ()
+    return (default_variant(train_task, config.method_entry.style.value, causal=kind == "causal"),)
+
+
+def _reusable(runs_dir: Path, variants: Sequence[str], seed: int, fingerprint: str, once: bool) -> Optional[dict]:
+    from repro.experiment.superglue import seed_reusable
+
+    names = variants or sorted(p.name for p in runs_dir.glob("*") if p.is_dir())
+    return next((r for v in names if (r := seed_reusable(runs_dir, v, seed, fingerprint, once)) is not None), None)
+
+
+def _seed_wall(result: dict[str, Any], seeds: Sequence[int]) -> Optional[float]:
+    """The seeds' recorded wall time in a task result: per seed where recorded, else the run's share."""
+    per_seed = result.get("seed_wall_time_s") or {}
+    if all(per_seed.get(str(s)) is not None for s in seeds):
+        return sum(per_seed[str(s)] for s in seeds)
+    wall = result.get("wall_time_s")
+    return None if wall is None else wall * len(seeds) / max(1, len(result.get("seeds", {})))
 
 
 def _device(data: dict[str, Any]) -> str:
     env = data.get("environment") or {}
-    device = env.get("device", "")
-    return f"{device} ({env['cpu_model']})" if device == "cpu" and env.get("cpu_model") else device
+    device = env.get("device") or (data.get("fingerprint_fields") or {}).get("device", "")
+    cpu = env.get("cpu_model") or data.get("cpu_model")
+    return f"{device} ({cpu})" if device == "cpu" and cpu else device
 
 
-def superglue_fingerprint(data: dict[str, Any]) -> Optional[str]:
-    """The fingerprint of the config a SuperGLUE result was made with (it records the config, not the hash)."""
-    from repro.experiment.superglue_config import SuperGLUEConfig
-
-    try:
-        return SuperGLUEConfig.from_dict(data.get("config", {})).fingerprint()
-    except (ConfigError, TypeError, KeyError):
-        return None
-
-
-def assembled(group: Group, ws: Workspace) -> bool:
-    """Whether the group's summary file covers exactly its units, with the same fingerprint and numbers."""
+def assembled(group: Group, ws: Workspace, states: Optional[Sequence[CellState]] = None) -> bool:
+    """Whether the run's summary files hold every unit of the group with the numbers a rerun would reuse
+    (`states`: the group's cell states, when known)."""
+    states = states if states is not None else [cell_state(c, ws) for c in group.cells()]
+    if any(st.state is not State.DONE for st in states):
+        return False
     if group.benchmark == "lama":
-        summary = read_json(lama_dir(ws, group) / "summary.json")
-        if summary is None or set(summary.get("relations", {})) != set(group.units):
-            return False
+        summary = read_json(lama_dir(ws, group) / "summary.json") or {}
+        listed = summary.get("relations") or {}
         for rid in group.units:
-            data = read_json(lama_dir(ws, group) / f"{rid}.json")
-            if data is None or data.get("p_at_1") != summary["relations"][rid].get("p_at_1"):
+            data = read_json(lama_dir(ws, group) / f"{rid}.json") or {}
+            if rid not in listed or listed[rid].get("p_at_1") != data.get("p_at_1"):
                 return False
         return True
-    data = read_json(superglue_result(ws, group))
-    if data is None:
-        return False
-    seeds = [s for unit in group.units for s in (unit if isinstance(unit, tuple) else (unit,))]
-    return (set(data.get("seeds", {})) == set(map(str, seeds))
-            and superglue_fingerprint(data) == group.config().fingerprint())
+    from repro.experiment.fingerprints import fields_fingerprint
+    from tasks.registry import get_task
 
-
-def config_diff(wanted: dict[str, Any], found: dict[str, Any]) -> str:
-    """Why a result is stale: the config fields that differ (found -> wanted), cell-specific ones left out."""
-    ignore = {"relations", "seed", "seeds", "task", "pattern", "template", "backbone_kind", "sequential"}
-    flat_wanted, flat_found = _flatten(wanted), _flatten(found)
-    changed = [f"{k}: {flat_found.get(k, '(absent)')!r} -> {flat_wanted.get(k, '(absent)')!r}"
-               for k in sorted(set(flat_wanted) | set(flat_found))
-               if k.split(".")[0] not in ignore and k != "train.seed" and flat_wanted.get(k) != flat_found.get(k)]
-    if not changed:
-        return "another config fingerprint, same fields (what enters the fingerprint changed)"
-    return "config differs: " + "; ".join(changed[:4]) + (f"; +{len(changed) - 4} more" if len(changed) > 4 else "")
-
-
-def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in data.items():
-        if isinstance(value, dict) and key in ("train", "fidelity_choices"):
-            out.update(_flatten(value, f"{prefix}{key}."))
-        else:
-            out[prefix + key] = value
-    return out
+    config = group.config()
+    fingerprint = fields_fingerprint(_superglue_fields(ws, config))
+    seeds = {str(s) for unit in group.units for s in (unit if isinstance(unit, tuple) else (unit,))}
+    for task in [config.train_task, *get_task(config.train_task).diagnostics]:
+        data = read_json(superglue_result(ws, group, task))
+        if data is None or data.get("fingerprint") != fingerprint or not seeds <= set(data.get("seeds", {})):
+            return False
+    return True
 
 
 # ---------------------------------------------------------------------------------------- failure records
