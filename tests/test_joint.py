@@ -9,8 +9,10 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+import torch
 
 import tiny
+from repro.core.joint import CHECKPOINT
 from repro.core.template import Template
 from repro.core.training import TrainConfig
 from repro.experiment import engine
@@ -174,6 +176,16 @@ def test_interrupted_joint_training_resumes_with_the_same_numbers(load_tiny, mon
         _jointly(backbone, members, data, config, TRAIN, monkeypatch, checkpoint_dir=tmp_path, fail_at=first_end + 2,
                  done_log=done_log)
     assert done_log == [[members[min(range(3), key=lambda i: straight[i]["steps"])].name]]
+    # the last checkpoint (written as the first unit finished) holds its best state alone, the others' tensors
+    # once each
+    saved = torch.load(tmp_path / CHECKPOINT, map_location="cpu", weights_only=False)["units"]
+    assert set(saved[done_log[0][0]]) == {"fingerprint", "loop", "best_state"}
+    for name, entry in saved.items():
+        if name not in done_log[0]:
+            evaluated = bool(entry["loop"]["history"])
+            just_kept = evaluated and entry["loop"]["best_step"] == entry["loop"]["step"]
+            assert entry["best_is_trainable"] == just_kept
+            assert (entry["best_state"] is None) == (just_kept or not evaluated)
     # the driver skips what it wrote: resume with the remaining units only
     rest = [i for i, m in enumerate(members) if m.name not in done_log[0]]
     resumed, resumed_losses, resumed_pred = _jointly(backbone, [members[i] for i in rest], [data[i] for i in rest],
@@ -184,6 +196,32 @@ def test_interrupted_joint_training_resumes_with_the_same_numbers(load_tiny, mon
             {k: v for k, v in straight[i].items() if k != "resumed_from_step"}
         assert resumed_pred[j] == straight_pred[i]
         assert resumed_losses[j] == pytest.approx(straight_losses[i][resumed[j]["resumed_from_step"]:], abs=1e-6)
+
+
+def test_checkpoint_stores_each_tensor_once_and_resumes_with_the_same_numbers(load_tiny, monkeypatch, tmp_path):
+    """Interrupted at the step after unit A's first evaluation (2 steps per epoch): the checkpoint stored A's best
+    state only as its current parameters; the resumed run still restores it at the end, with the same numbers."""
+    backbone = load_tiny("gpt2")
+    members, data, config = _setup(backbone)
+    straight, _, straight_pred = _jointly(backbone, members, data, config, TRAIN, monkeypatch)
+    with pytest.raises(Interrupted):
+        _jointly(backbone, members, data, config, TRAIN, monkeypatch, checkpoint_dir=tmp_path, fail_at=3)
+    saved = torch.load(tmp_path / CHECKPOINT, map_location="cpu", weights_only=False)["units"]
+    assert saved["A"]["best_is_trainable"] and saved["A"]["best_state"] is None
+    resumed, _, resumed_pred = _jointly(backbone, members, data, config, TRAIN, monkeypatch, checkpoint_dir=tmp_path)
+    # and a checkpoint written after a unit was handed over leaves it out
+    first_end = min(f["steps"] for f in straight)
+    later = min(h["step"] for f in straight for h in f["history"] if h["step"] > first_end)
+    with pytest.raises(Interrupted):
+        _jointly(backbone, members, data, config, TRAIN, monkeypatch, checkpoint_dir=tmp_path / "later",
+                 fail_at=later + 1)
+    saved = torch.load(tmp_path / "later" / CHECKPOINT, map_location="cpu", weights_only=False)["units"]
+    assert sorted(saved) == sorted(m.name for m, f in zip(members, straight) if f["steps"] > first_end)
+    assert resumed[0]["resumed_from_step"] == 2
+    for i in range(3):
+        assert {k: v for k, v in resumed[i].items() if k != "resumed_from_step"} == \
+            {k: v for k, v in straight[i].items() if k != "resumed_from_step"}
+        assert resumed_pred[i] == straight_pred[i]
 
 
 def test_unit_finished_but_not_written_is_handed_over_on_resume(load_tiny, monkeypatch, tmp_path):
