@@ -27,6 +27,7 @@ config and fingerprint, and the report prints them. Each item is read in exactly
 | decay_scope          | `repro.core.training.exempt_from_decay` (via TrainConfig)          |
 | pattern_text         | `repro.experiment.superglue.RunPlan.template` (`Task.authors_patterns`) |
 | eval_ends            | `repro.core.training` `total_steps_of`, `is_eval_point`, `wants_untrained_check` (via TrainConfig; both loops) |
+| truncation           | `repro.experiment.superglue.RunPlan.template` (`Template.with_truncation`)       |
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from dataclasses import asdict, dataclass, fields, replace
 from typing import Any, Mapping, Optional, Sequence, Union
 
 from repro import metrics
+from repro.core.template import TRUNCATION_RULES
 from repro.errors import ConfigError
 
 LEVELS = ("suite", "paper", "authors")
@@ -65,6 +67,8 @@ class FidelityChoices:
     eval_ends: str = "suite"  # first/last dev checks: suite (scheduled checks and the last step) | lama (an
     #                           untrained check that is never kept; none after the last step) | fewshot
     #                           (max_steps + 1 steps, the last one checked only on schedule)
+    truncation: str = "longest"  # an over-long input loses tokens off: longest (the longest shortenable slot) |
+    #                              last (PET's PVP.truncate: the last shortenable slot of the fuller segment)
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -93,6 +97,7 @@ VALUES: dict[str, tuple[str, ...]] = {
     "decay_scope": ("norms", "pet", "all"),
     "pattern_text": ("suite", "authors"),
     "eval_ends": ("suite", "lama", "fewshot"),
+    "truncation": TRUNCATION_RULES,
 }
 
 # The authors' code, per benchmark. LAMA/ and PT-Fewshot/ differ in how a kept tie counts for patience, in the
@@ -101,7 +106,7 @@ VALUES: dict[str, tuple[str, ...]] = {
 # where training starts and ends its dev checks (LAMA/cli.py Trainer.train; PT-Fewshot/pet/wrapper.py train).
 _COMMON = dict(tie_break="last", selection="authors", label_shift="authors", lama_query="authors",
                lama_mask_order="code", encoder_lr="scripts", lama_lm_lr="authors", encoder_mlp="single",
-               pattern_search="positions", seed_rule="once", pattern_text="authors")
+               pattern_search="positions", seed_rule="once", pattern_text="authors", truncation="last")
 _AUTHORS = {
     "lama": FidelityChoices(**_COMMON, tie_patience="reset", drop_last="drop", frozen_lm_dtype="float16",
                             decay_scope="all", eval_ends="lama"),
@@ -112,7 +117,8 @@ _AUTHORS = {
 # [MASK]; the target is predicted where it stands (no shifted label, no stray space token: the manual prompts
 # are LAMA's, "[X] is located in [Y] ."); the prompt encoder's lr is 1e-4 ("learning rate 1e-4" for the few-shot
 # encoder). Everything else follows the authors' code: the text is silent on the frozen LM's precision, on which
-# weights decay, on the word marker's spacing in WiC's pattern and on where training starts and ends its checks.
+# weights decay, on the word marker's spacing in WiC's pattern, on where training starts and ends its checks and
+# on which text an over-long input loses first.
 _PAPER_TEXT = dict(label_shift="aligned", lama_query="suite", lama_mask_order="paper", encoder_lr="paper")
 
 
