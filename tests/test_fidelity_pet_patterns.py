@@ -223,27 +223,29 @@ def suite_examples(shared_data: Path, task: str):
 @pytest.mark.parametrize("task", CLASSIFICATION)
 def test_pet_pattern_0_is_the_suites_pet_pattern_token_by_token(shared_data, albert_tok, task):
     """Classification tasks: the same ids, the same two segments (RTE, CB: [SEP] stands for PET's text_a /
-    text_b boundary, token types 0 then 1) and [MASK] where PET puts it; no prompt token. WiC differs (pinned):
-    PET writes `" Similar sense of "` + word + `"?` as ONE part, so the quotes hug the word; the suite's
-    `{word}` slot is tokenized on its own."""
+    text_b boundary, token types 0 then 1) and [MASK] where PET puts it; no prompt token. WiC: PET writes
+    `" Similar sense of "` + word + `"?` as ONE part, so the quotes hug the word; the suite's text tokenizes the
+    `{word}` slot on its own (a known difference), its authors' text (fidelity item pattern_text=authors) takes
+    PET's part as one slot value: equal to PET under `authors`, different under `suite`."""
     tok = albert_tok
     t, examples = suite_examples(shared_data, task)
-    template = t.template("manual", "pet")
-    assert template.num_prompt_tokens == 0
+    templates = {text: _plan_with(task, "manual", pattern_text=text).template("pet") for text in ("suite", "authors")}
+    assert all(template.num_prompt_tokens == 0 for template in templates.values())
     rows = pet_examples(task, raw_rows(shared_data, task))
     assert len(rows) == len(examples) == 3
     for row, ex in zip(rows, examples):
-        r = template.render(tok, ex.values, causal=False, target_ids=[5])
         ids, types, _ = pet_encode(tok, *pet_parts(task, row, tok.mask_token))
-        if task == "wic":  # the suite's layout: PET's parts with the word split out of its one part
-            split, _, _ = pet_encode(tok, _plain(['"', row["sentence1"], '" / "', row["sentence2"],
-                                                  '" Similar sense of "', row["word"], '"?', tok.mask_token, "."]))
-            assert r.input_ids == split and r.input_ids != ids
-            assert r.target_positions == [split.index(tok.mask_token_id)]
-            continue
-        assert r.input_ids == ids, (tok.convert_ids_to_tokens(r.input_ids), tok.convert_ids_to_tokens(ids))
-        assert r.token_type_ids == types
-        assert r.target_positions == [ids.index(tok.mask_token_id)] and r.prompt_positions == []
+        for text, template in templates.items():
+            r = template.render(tok, ex.values, causal=False, target_ids=[5])
+            if task == "wic" and text == "suite":  # PET's parts with the word split out of its one part
+                split, _, _ = pet_encode(tok, _plain(['"', row["sentence1"], '" / "', row["sentence2"],
+                                                      '" Similar sense of "', row["word"], '"?', tok.mask_token, "."]))
+                assert r.input_ids == split and r.input_ids != ids
+                assert r.target_positions == [split.index(tok.mask_token_id)]
+                continue
+            assert r.input_ids == ids, (text, tok.convert_ids_to_tokens(r.input_ids), tok.convert_ids_to_tokens(ids))
+            assert r.token_type_ids == types
+            assert r.target_positions == [ids.index(tok.mask_token_id)] and r.prompt_positions == []
 
 
 def test_pet_pattern_0_of_copa_and_its_answers(shared_data, albert_tok):
