@@ -28,6 +28,7 @@ config and fingerprint, and the report prints them. Each item is read in exactly
 | pattern_text         | `repro.experiment.superglue.RunPlan.template` (`Task.authors_patterns`) |
 | eval_ends            | `repro.core.training` `total_steps_of`, `is_eval_point`, `wants_untrained_check` (via TrainConfig; both loops) |
 | truncation           | `repro.experiment.superglue.RunPlan.template` (`Template.with_truncation`)       |
+| wsc_masks            | `repro.scorers.span.SpanScorer.pet_masks` (via `ScorerContext.fidelity`)     |
 """
 
 from __future__ import annotations
@@ -69,6 +70,8 @@ class FidelityChoices:
     #                           (max_steps + 1 steps, the last one checked only on schedule)
     truncation: str = "longest"  # an over-long input loses tokens off: longest (the longest shortenable slot) |
     #                              last (PET's PVP.truncate: the last shortenable slot of the fuller segment)
+    wsc_masks: str = "exact"  # WSC [MASK]s on a masked LM: exact (the span's tokens) | pet (+1 at evaluation,
+    #                           +0..3 <pad> targets in training)
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -98,6 +101,7 @@ VALUES: dict[str, tuple[str, ...]] = {
     "pattern_text": ("suite", "authors"),
     "eval_ends": ("suite", "lama", "fewshot"),
     "truncation": TRUNCATION_RULES,
+    "wsc_masks": ("exact", "pet"),
 }
 
 # The authors' code, per benchmark. LAMA/ and PT-Fewshot/ differ in how a kept tie counts for patience, in the
@@ -106,7 +110,8 @@ VALUES: dict[str, tuple[str, ...]] = {
 # where training starts and ends its dev checks (LAMA/cli.py Trainer.train; PT-Fewshot/pet/wrapper.py train).
 _COMMON = dict(tie_break="last", selection="authors", label_shift="authors", lama_query="authors",
                lama_mask_order="code", encoder_lr="scripts", lama_lm_lr="authors", encoder_mlp="single",
-               pattern_search="positions", seed_rule="once", pattern_text="authors", truncation="last")
+               pattern_search="positions", seed_rule="once", pattern_text="authors", truncation="last",
+               wsc_masks="pet")
 _AUTHORS = {
     "lama": FidelityChoices(**_COMMON, tie_patience="reset", drop_last="drop", frozen_lm_dtype="float16",
                             decay_scope="all", eval_ends="lama"),

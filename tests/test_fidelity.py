@@ -447,6 +447,57 @@ def test_the_joint_loop_checks_where_the_single_loop_does(eval_ends):
     assert [h["step"] for h in outcomes[0].history][0] == (0 if eval_ends == "lama" else 2)
 
 
+# ------------------------------------------------------------------------------------ item 16: WSC masks
+def _span_scorer(backbone, wsc_masks: str):
+    from repro.experiment.engine import build_scorer
+
+    task = get_task("wsc")
+    config = SuperGLUEConfig(task="wsc", method="mp", dtype="float32", fidelity_items={"wsc_masks": wsc_masks})
+    template = RunPlan(config, task, [task], get_method("mp", "superglue"), None, [42]).template("pet")
+    return build_scorer(task, get_method("mp", "superglue"), backbone, template, "pet", config, 42, max_length=256,
+                        quiet=True)
+
+
+@pytest.mark.parametrize("name", ["albert", "gpt2"])
+def test_wsc_masks_exact_or_pets_extra_masks(load_tiny, shared_data, monkeypatch, name):
+    """PET's WscPVP.get_parts (pet/pvp.py; the authors' task_pvps.py the same): len(span1 ids) + 1 masks at
+    evaluation; in training + rng.randint(0, 3), the PVP's random.Random(42) drawn once per training example
+    in order, the extra masks' targets <pad> (WscTaskHelper.add_special_input_features). A causal LM has no
+    masks: the span's own length under both."""
+    import random
+
+    from repro.scorers import span
+
+    backbone = load_tiny(name)
+    tok = backbone.tokenizer
+    examples = get_task("wsc").read(shared_data / "fewglue/WSC/train.jsonl")[:6]
+    seen = {}
+
+    def spy(model, rendered, lengths, **kwargs):
+        seen["lengths"], seen["masks"] = list(lengths), [len(r.target_positions) for r in rendered]
+        return [[tok.unk_token_id] * n for n in lengths]
+
+    monkeypatch.setattr(span, "predict_span_tokens", spy)
+    out = {}
+    for rule in ("exact", "pet"):
+        scorer = _span_scorer(backbone, rule)
+        spans = [scorer.span_ids(ex) for ex in examples]
+        items = scorer.train_items(examples)
+        scorer.predict(examples)
+        out[rule] = (spans, items, dict(seen))
+    spans, items, evaluation = out["exact"]
+    assert [r.target_ids for r in items] == spans and evaluation["lengths"] == [len(s) for s in spans]
+    spans, items, evaluation = out["pet"]
+    if backbone.is_causal:
+        assert [r.target_ids for r in items] == spans and evaluation["lengths"] == [len(s) for s in spans]
+        return
+    rng = random.Random(42)
+    expected = [s + [tok.pad_token_id] * rng.randint(0, 3) for s in spans]  # all six FewGLUE rows are positive
+    assert [r.target_ids for r in items] == expected and any(len(e) > len(s) for e, s in zip(expected, spans))
+    assert [len(r.target_positions) for r in items] == [len(e) for e in expected]
+    assert evaluation["lengths"] == evaluation["masks"] == [len(s) + 1 for s in spans]
+
+
 # ------------------------------------------------------------------------------------------ the ledger
 def _ledger_rows() -> list[str]:
     text = (ROOT / "REPRODUCING.md").read_text()
