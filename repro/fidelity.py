@@ -29,6 +29,7 @@ config and fingerprint, and the report prints them. Each item is read in exactly
 | eval_ends            | `repro.core.training` `total_steps_of`, `is_eval_point`, `wants_untrained_check` (via TrainConfig; both loops) |
 | truncation           | `repro.experiment.superglue.RunPlan.template` (`Template.with_truncation`)       |
 | wsc_masks            | `repro.scorers.span.SpanScorer.pet_masks` (via `ScorerContext.fidelity`)     |
+| candidate_train_masks | `repro.scorers.candidates.CandidateScorer.train_items` (via `ScorerContext.fidelity`) |
 """
 
 from __future__ import annotations
@@ -72,6 +73,8 @@ class FidelityChoices:
     #                              last (PET's PVP.truncate: the last shortenable slot of the fuller segment)
     wsc_masks: str = "exact"  # WSC [MASK]s on a masked LM: exact (the span's tokens) | pet (+1 at evaluation,
     #                           +0..3 <pad> targets in training)
+    candidate_train_masks: str = "own"  # COPA/ReCoRD training on a masked LM: own (each candidate's mask count) |
+    #                                     max (PET: the longest candidate's count for all, the shorter at the first)
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -102,6 +105,7 @@ VALUES: dict[str, tuple[str, ...]] = {
     "eval_ends": ("suite", "lama", "fewshot"),
     "truncation": TRUNCATION_RULES,
     "wsc_masks": ("exact", "pet"),
+    "candidate_train_masks": ("own", "max"),
 }
 
 # The authors' code, per benchmark. LAMA/ and PT-Fewshot/ differ in how a kept tie counts for patience, in the
@@ -111,7 +115,7 @@ VALUES: dict[str, tuple[str, ...]] = {
 _COMMON = dict(tie_break="last", selection="authors", label_shift="authors", lama_query="authors",
                lama_mask_order="code", encoder_lr="scripts", lama_lm_lr="authors", encoder_mlp="single",
                pattern_search="positions", seed_rule="once", pattern_text="authors", truncation="last",
-               wsc_masks="pet")
+               wsc_masks="pet", candidate_train_masks="max")
 _AUTHORS = {
     "lama": FidelityChoices(**_COMMON, tie_patience="reset", drop_last="drop", frozen_lm_dtype="float16",
                             decay_scope="all", eval_ends="lama"),
