@@ -85,7 +85,8 @@ def test_adapter_reads_the_first_real_line(shared_data, name):
     elif name == "wic":
         marked = "*" + row["word"] + " *"  # WicPVP's marker, as one part (pattern_text=authors)
         assert ex.values == {"word": row["word"], "sentence1": row["sentence1"], "sentence2": row["sentence2"],
-                             "marked_word": marked, "marked_question": marked + "?"}
+                             "marked_word": marked, "marked_question": marked + "?",
+                             "sense_question": '" Similar sense of "' + row["word"] + '"?'}  # PET's pattern 0 part
     else:
         assert ex.label == row["label"]
     assert set(task.verbalizer) == set(task.labels) and task.labels

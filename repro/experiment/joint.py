@@ -86,7 +86,8 @@ def build_joint(members: Sequence[Member], method: Method, backbone: Backbone, c
     model = PromptedLM(backbone, stack, train_backbone=False, dtype=config.lm_dtype(method))
     scorers = [make_scorer(ScorerContext(m.task, method, model, m.template, m.pattern, max_length,
                                          config.eval_batch_size, quiet=quiet, options=dict(options or {}),
-                                         prompt_offset=stack.offsets[i] if stack is not None else 0))
+                                         prompt_offset=stack.offsets[i] if stack is not None else 0,
+                                         fidelity=config.choices))
                for i, m in enumerate(members)]
     return JointModel(model, stack, scorers)
 

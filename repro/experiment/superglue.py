@@ -159,8 +159,11 @@ class RunPlan:
 
     def template(self, variant: str) -> Template:
         """The training task's template of `variant` in the text fidelity item `pattern_text` chooses (the suite's,
-        or the authors' where the task declares `authors_patterns`)."""
-        return self.train_task.template(self.style, variant, text=self.config.choices.pattern_text)
+        or the authors' where the task declares `authors_patterns`), shortening over-long inputs by fidelity item
+        `truncation`."""
+        choices = self.config.choices
+        return self.train_task.template(self.style, variant, text=choices.pattern_text).with_truncation(
+            choices.truncation)
 
 
 def check_pattern(run: RunPlan, variant: str) -> None:
