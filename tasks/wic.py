@@ -19,7 +19,7 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 from repro import metrics
-from tasks.base import ClassificationTask, Example, label_index, prompt_length_variants
+from repro.tasks.base import ClassificationTask, Example, label_index, prompt_length_variants
 
 PAPER = "{sentence1:shorten} [SEP] {sentence2:shorten} [P] *{word}* ? [MASK]"
 

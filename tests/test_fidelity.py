@@ -20,9 +20,9 @@ from repro.experiment.superglue import RunPlan, search_variants
 from repro.experiment.superglue_config import SuperGLUEConfig
 from repro.methods import get_method
 from repro.scorers.base import ScorerContext, make_scorer
-from tasks import lama as lama_data
-from tasks.lama import Lama
-from tasks.registry import get_task
+from repro.tasks import lama as lama_data
+from repro.tasks.lama import Lama
+from repro.tasks.registry import get_task
 
 ROOT = Path(__file__).resolve().parents[1]
 

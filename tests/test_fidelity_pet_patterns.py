@@ -37,7 +37,7 @@ from repro.scorers.base import ScorerContext
 from repro.scorers.candidates import render_candidates
 from repro.scorers.classification import VerbalizerScorer
 from repro.scorers.span import render_span_input
-from tasks.registry import get_task
+from repro.tasks.registry import get_task
 
 FOLDERS = {"rte": "RTE", "cb": "CB", "boolq": "BoolQ", "multirc": "MultiRC", "wic": "WiC", "copa": "COPA",
            "wsc": "WSC"}

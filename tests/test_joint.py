@@ -21,8 +21,8 @@ from repro.experiment.joint import Member, build_joint, fit_together, predict_to
 from repro.experiment.lama import PRESETS, LamaConfig, run_lama
 from repro.methods import get_method
 from repro.ptuning import PromptEncoder, paper_lstm_config
-from tasks import lama as lama_data
-from tasks.base import Example
+from repro.tasks import lama as lama_data
+from repro.tasks.base import Example
 
 PTUNING = get_method("ptuning", "lama")
 # Different sizes, seeds and templates (prompt counts), evaluated per epoch: the units end at different steps.

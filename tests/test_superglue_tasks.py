@@ -10,8 +10,8 @@ import pytest
 from repro.errors import ConfigError, DataError
 from repro.core.template import Template, TemplateError, special_token_frame
 from repro.experiment.superglue import eval_subset
-from tasks.base import Example, prompt_length_variants, slots_after_target
-from tasks.registry import get_task
+from repro.tasks.base import Example, prompt_length_variants, slots_after_target
+from repro.tasks.registry import get_task
 
 CLASSIFICATION = ("boolq", "cb", "rte", "wic", "multirc", "axb", "axg")
 P, M, S = "<P>", "<M>", "<S>"  # prompt token, target, separator in the expected piece lists

@@ -35,7 +35,7 @@ from repro.ptuning import PromptEncoder, PromptEncoderConfig, paper_lstm_config
 from repro.results import RUNS_DIR, RunRecord
 from repro.scorers.base import Scorer, ScorerContext, make_scorer
 from repro.validate import preflight
-from tasks.base import Example, Task
+from repro.tasks.base import Example, Task
 
 
 @dataclass

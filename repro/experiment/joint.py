@@ -29,7 +29,7 @@ from repro.experiment.config import RunConfig
 from repro.experiment.engine import new_encoder, training_record
 from repro.methods import Method
 from repro.scorers.base import Scorer, ScorerContext, make_scorer
-from tasks.base import Example, Task
+from repro.tasks.base import Example, Task
 
 
 CHUNK_TOKENS = 2048  # padded tokens per forward of a joint training step (rows sorted by length)

@@ -51,8 +51,8 @@ from repro.experiment.superglue_config import SuperGLUEConfig
 from repro.methods import Method
 from repro.metrics import mean_std
 from repro.results import SUPERGLUE_SCHEMA, SUPERGLUE_SEED_SCHEMA, provenance, write_result
-from tasks.base import Example, Task
-from tasks.registry import get_task
+from repro.tasks.base import Example, Task
+from repro.tasks.registry import get_task
 
 SUBSET_SEED = 0  # evaluation subsets are the same for every seed, method and backbone
 

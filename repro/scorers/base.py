@@ -49,7 +49,7 @@ from repro.fidelity import FidelityChoices
 from repro.methods import Method, Style
 from repro.core.model import PromptedLM
 from repro.core.template import Rendered, Template
-from tasks.base import Example, Task
+from repro.tasks.base import Example, Task
 
 SCORER_MODULES: dict[str, str] = {
     "classification": "repro.scorers.classification",

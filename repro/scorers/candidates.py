@@ -47,7 +47,7 @@ from repro.core.model import PromptedLM
 from repro.core.template import Rendered, Template, TemplateError, word_token_ids
 from repro.errors import ConfigError
 from repro.scorers.base import Scorer, ScorerContext, register_scorer, require_target, scorer_options, training_examples
-from tasks.base import Example
+from repro.tasks.base import Example
 
 NORMALIZE = ("sum", "mean")
 LOSSES = ("ce", "hinge")

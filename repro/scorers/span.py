@@ -22,7 +22,7 @@ from repro.core.model import PromptedLM
 from repro.core.template import Rendered, Template, TemplateError, word_token_ids
 from repro.errors import ConfigError
 from repro.scorers.base import Scorer, ScorerContext, register_scorer, require_target, scorer_options, training_examples
-from tasks.base import Example
+from repro.tasks.base import Example
 
 
 def render_span_input(template: Template, tokenizer, example: Example, n_tokens: int, *, causal: bool,
