@@ -42,7 +42,7 @@ from repro.data import data_root  # noqa: E402
 from repro.experiment import engine  # noqa: E402
 from repro.experiment.joint import Member, build_joint, fit_together, predict_together  # noqa: E402
 from repro.experiment.lama import LamaConfig, RelationUnit  # noqa: E402
-from tasks import lama as lama_data  # noqa: E402
+from repro.tasks import lama as lama_data  # noqa: E402
 
 DEFAULT_RELATIONS = "P17,P19,P20,P27,P36,P101,P103,P1412"
 VARIANTS = ("separate", "joint")

@@ -46,7 +46,7 @@ from benchmarks.machine import (  # noqa: E402
     ModelShape, cpu_model, matmul_peak_gflops, peak_rss_mib, rate_line, reset_peak_rss, write_report,
 )
 from repro.core.template import Template  # noqa: E402
-from tasks import lama as lama_data  # noqa: E402
+from repro.tasks import lama as lama_data  # noqa: E402
 
 def load_facts(backbone, root: Path):
     """All 41 relations' kept test facts (manual prompts, 29k vocabulary), rendered once."""

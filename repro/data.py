@@ -231,14 +231,14 @@ _DEV32_URL = "https://raw.githubusercontent.com/THUDM/P-tuning/{commit}/FewGLUE_
 def superglue_tasks() -> tuple[str, ...]:
     """SuperGLUE folders of every registered task (the diagnostics' own folders included), from the task
     declarations. The registry is imported here, not at module import: `tasks.base` imports this module."""
-    from tasks.registry import all_tasks
+    from repro.tasks.registry import all_tasks
 
     return tuple(t.folder for t in all_tasks())
 
 
 def fewglue_tasks() -> tuple[str, ...]:
     """FewGLUE folders: the registered tasks that have a few-shot training set (not the diagnostics)."""
-    from tasks.registry import all_tasks
+    from repro.tasks.registry import all_tasks
 
     return tuple(t.folder for t in all_tasks() if t.files().fewshot_train is not None)
 
@@ -246,7 +246,7 @@ def fewglue_tasks() -> tuple[str, ...]:
 def dev32_sha256() -> dict[str, str]:
     """FewGLUE folder -> the pinned sha256 of the authors' dev32 file, for the tasks that declare one (a task
     without it has no dev32 among the authors' files, so there is nothing to download for it)."""
-    from tasks.registry import all_tasks
+    from repro.tasks.registry import all_tasks
 
     return {t.folder: t.dev32_sha256 for t in all_tasks() if t.dev32_sha256}
 

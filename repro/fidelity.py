@@ -27,6 +27,9 @@ config and fingerprint, and the report prints them. Each item is read in exactly
 | decay_scope          | `repro.core.training.exempt_from_decay` (via TrainConfig)          |
 | pattern_text         | `repro.experiment.superglue.RunPlan.template` (`Task.authors_patterns`) |
 | eval_ends            | `repro.core.training` `total_steps_of`, `is_eval_point`, `wants_untrained_check` (via TrainConfig; both loops) |
+| truncation           | `repro.experiment.superglue.RunPlan.template` (`Template.with_truncation`)       |
+| wsc_masks            | `repro.scorers.span.SpanScorer.pet_masks` (via `ScorerContext.fidelity`)     |
+| candidate_train_masks | `repro.scorers.candidates.CandidateScorer.train_items` (via `ScorerContext.fidelity`) |
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from dataclasses import asdict, dataclass, fields, replace
 from typing import Any, Mapping, Optional, Sequence, Union
 
 from repro import metrics
+from repro.core.template import TRUNCATION_RULES
 from repro.errors import ConfigError
 
 LEVELS = ("suite", "paper", "authors")
@@ -65,6 +69,12 @@ class FidelityChoices:
     eval_ends: str = "suite"  # first/last dev checks: suite (scheduled checks and the last step) | lama (an
     #                           untrained check that is never kept; none after the last step) | fewshot
     #                           (max_steps + 1 steps, the last one checked only on schedule)
+    truncation: str = "longest"  # an over-long input loses tokens off: longest (the longest shortenable slot) |
+    #                              last (PET's PVP.truncate: the last shortenable slot of the fuller segment)
+    wsc_masks: str = "exact"  # WSC [MASK]s on a masked LM: exact (the span's tokens) | pet (+1 at evaluation,
+    #                           +0..3 <pad> targets in training)
+    candidate_train_masks: str = "own"  # COPA/ReCoRD training on a masked LM: own (each candidate's mask count) |
+    #                                     max (PET: the longest candidate's count for all, the shorter at the first)
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -93,6 +103,9 @@ VALUES: dict[str, tuple[str, ...]] = {
     "decay_scope": ("norms", "pet", "all"),
     "pattern_text": ("suite", "authors"),
     "eval_ends": ("suite", "lama", "fewshot"),
+    "truncation": TRUNCATION_RULES,
+    "wsc_masks": ("exact", "pet"),
+    "candidate_train_masks": ("own", "max"),
 }
 
 # The authors' code, per benchmark. LAMA/ and PT-Fewshot/ differ in how a kept tie counts for patience, in the
@@ -101,7 +114,8 @@ VALUES: dict[str, tuple[str, ...]] = {
 # where training starts and ends its dev checks (LAMA/cli.py Trainer.train; PT-Fewshot/pet/wrapper.py train).
 _COMMON = dict(tie_break="last", selection="authors", label_shift="authors", lama_query="authors",
                lama_mask_order="code", encoder_lr="scripts", lama_lm_lr="authors", encoder_mlp="single",
-               pattern_search="positions", seed_rule="once", pattern_text="authors")
+               pattern_search="positions", seed_rule="once", pattern_text="authors", truncation="last",
+               wsc_masks="pet", candidate_train_masks="max")
 _AUTHORS = {
     "lama": FidelityChoices(**_COMMON, tie_patience="reset", drop_last="drop", frozen_lm_dtype="float16",
                             decay_scope="all", eval_ends="lama"),
@@ -112,7 +126,8 @@ _AUTHORS = {
 # [MASK]; the target is predicted where it stands (no shifted label, no stray space token: the manual prompts
 # are LAMA's, "[X] is located in [Y] ."); the prompt encoder's lr is 1e-4 ("learning rate 1e-4" for the few-shot
 # encoder). Everything else follows the authors' code: the text is silent on the frozen LM's precision, on which
-# weights decay, on the word marker's spacing in WiC's pattern and on where training starts and ends its checks.
+# weights decay, on the word marker's spacing in WiC's pattern, on where training starts and ends its checks and
+# on which text an over-long input loses first.
 _PAPER_TEXT = dict(label_shift="aligned", lama_query="suite", lama_mask_order="paper", encoder_lr="paper")
 
 

@@ -86,7 +86,7 @@ def check_config(config: "RunConfig") -> None:
 
 
 def _check_lama(config: Any) -> None:
-    from tasks import lama as lama_data
+    from repro.tasks import lama as lama_data
 
     if config.relations is not None:
         if not config.relations or not all(isinstance(r, str) and r.strip() for r in config.relations):
@@ -199,7 +199,7 @@ def _lama_data(config: Any, root, source: "BackboneSource") -> None:
     """Relations exist, their files are there and not empty, at least one can be trained (when the method
     trains), the vocabulary key is one of the file's; a user template fits the backbone's kind."""
     from repro.data import check_jsonl, require
-    from tasks import lama as lama_data
+    from repro.tasks import lama as lama_data
 
     relations = lama_data.get_relations(root, config.relations)
     method = config.method_entry
@@ -227,7 +227,7 @@ def _lama_data(config: Any, root, source: "BackboneSource") -> None:
 def _superglue_data(config: Any, root, source: "BackboneSource") -> None:
     """A named pattern exists for the method's style and fits it (the driver reads the data files before the
     model, and an empty one fails there by name)."""
-    from tasks.registry import get_task
+    from repro.tasks.registry import get_task
 
     if config.pattern is not None:
         check_pattern(get_task(config.train_task), config.method_entry, config.pattern, causal=source.is_causal)
@@ -237,7 +237,7 @@ def check_pattern(task: Any, method: Any, variant: str, *, causal: Optional[bool
     """A SuperGLUE pattern variant must exist for the method's style, hold prompt tokens where the method trains an
     encoder, and (causal LMs; `causal` None: not known yet) put no input after [MASK]. `text`: the fidelity item
     pattern_text (the authors' wording of a pattern where its task declares one)."""
-    from tasks.base import slots_after_target
+    from repro.tasks.base import slots_after_target
 
     style = method.style.value
     if style == "classifier":

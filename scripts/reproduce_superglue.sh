@@ -41,7 +41,7 @@ export HF_HUB_OFFLINE="${HF_HUB_OFFLINE:-0}" TOKENIZERS_PARALLELISM=false
 
 if [ -z "$tasks" ]; then
   # every registered task; AX-b and AX-g are written by the RTE run
-  tasks="$("$python" -c 'from tasks.registry import trainable_task_names
+  tasks="$("$python" -c 'from repro.tasks.registry import trainable_task_names
 print(",".join(trainable_task_names()))')"
 fi
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 from repro import metrics
-from tasks.base import Example, TaskFiles
-from tasks.rte import Rte
+from repro.tasks.base import Example, TaskFiles
+from repro.tasks.rte import Rte
 
 
 class AxG(Rte):

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 from repro import metrics
-from tasks.base import ClassificationTask, Example, label_index, prompt_length_variants
+from repro.tasks.base import ClassificationTask, Example, label_index, prompt_length_variants
 
 PAPER = "{passage:shorten} . [P] Question: {question:shorten} ? Answer: [MASK] ."
 

@@ -14,8 +14,8 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 from repro import metrics
-from tasks.base import Example, prompt_length_variants
-from tasks.rte import Rte
+from repro.tasks.base import Example, prompt_length_variants
+from repro.tasks.rte import Rte
 
 PAPER = "{premise:shorten} [SEP] {hypothesis} ? [P] answer: [MASK]"
 

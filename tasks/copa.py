@@ -22,7 +22,7 @@ from typing import Any, Sequence
 
 from repro import metrics
 from repro.errors import DataError
-from tasks.base import Example, Task, label_index, prompt_length_variants, strip_final_punctuation
+from repro.tasks.base import Example, Task, label_index, prompt_length_variants, strip_final_punctuation
 
 QUESTIONS = ("cause", "effect")
 PAPER = "{choice1} or {choice2} ? {premise:shorten} {connective} [P] [MASK] ."

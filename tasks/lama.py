@@ -34,7 +34,7 @@ from typing import Any, Mapping, Optional, Sequence, Union
 from repro import metrics
 from repro.data import PathLike, read_partial, require, iter_jsonl
 from repro.errors import ConfigError, DataError
-from tasks.base import Example, Task
+from repro.tasks.base import Example, Task
 
 LAMA_DIR = "lama"
 FACTS_DIR = "lama/fact-retrieval/original"

@@ -15,7 +15,7 @@ from typing import Any, Sequence
 
 from repro import metrics
 from repro.errors import DataError
-from tasks.base import ClassificationTask, Example, label_index, prompt_length_variants
+from repro.tasks.base import ClassificationTask, Example, label_index, prompt_length_variants
 
 PAPER = "{passage:shorten} . Question: {question} ? Is it {answer} ? [P] [MASK] ."
 

@@ -29,7 +29,7 @@ from typing import Any, Sequence
 
 from repro import metrics
 from repro.errors import DataError
-from tasks.base import Example, Task
+from repro.tasks.base import Example, Task
 
 PLACEHOLDER = "@placeholder"
 MAX_TRAIN_CANDIDATES = 10

@@ -12,19 +12,19 @@ import importlib
 from typing import Union
 
 from repro.errors import ConfigError
-from tasks.base import Task
+from repro.tasks.base import Task
 
 TASKS: dict[str, Union[str, type[Task]]] = {
-    "boolq": "tasks.boolq:BoolQ",
-    "cb": "tasks.cb:Cb",
-    "wic": "tasks.wic:Wic",
-    "rte": "tasks.rte:Rte",
-    "multirc": "tasks.multirc:MultiRc",
-    "wsc": "tasks.wsc:Wsc",
-    "copa": "tasks.copa:Copa",
-    "record": "tasks.record:Record",
-    "axb": "tasks.axb:AxB",
-    "axg": "tasks.axg:AxG",
+    "boolq": "repro.tasks.boolq:BoolQ",
+    "cb": "repro.tasks.cb:Cb",
+    "wic": "repro.tasks.wic:Wic",
+    "rte": "repro.tasks.rte:Rte",
+    "multirc": "repro.tasks.multirc:MultiRc",
+    "wsc": "repro.tasks.wsc:Wsc",
+    "copa": "repro.tasks.copa:Copa",
+    "record": "repro.tasks.record:Record",
+    "axb": "repro.tasks.axb:AxB",
+    "axg": "repro.tasks.axg:AxG",
 }
 
 

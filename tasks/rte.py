@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 from repro import metrics
-from tasks.base import ClassificationTask, Example, label_index, prompt_length_variants, strip_final_punctuation
+from repro.tasks.base import ClassificationTask, Example, label_index, prompt_length_variants, strip_final_punctuation
 
 PAPER = "{premise:shorten} Question: {hypothesis_bare:shorten} ? [P] Answer: [MASK] ."
 

@@ -9,7 +9,9 @@ The authors' text (fidelity item pattern_text=authors, `authors_patterns`): THUD
 PT-Fewshot/data_utils/task_pvps.py WicPVP marks the word as `"*" + word + " *"`, a space before the closing
 star, and PET's `PVP.encode` tokenizes each part alone: pattern 1 has the marked word and "?" as ONE part, the
 searched patterns the marked word as one part and "?" as the next. A template slot is tokenized alone too, so
-`example` prepares both parts as slot values (`marked_word`, `marked_question`).
+`example` prepares both parts as slot values (`marked_word`, `marked_question`). PET's pattern 0 (timoschick/pet
+pet/pvp.py WicPVP.get_parts, the manual `pet` pattern's source) writes `'" Similar sense of "' + word + '"?'` as ONE
+part, so the quotes hug the word; its authors' text reads that part as one slot value (`sense_question`).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 from repro import metrics
-from tasks.base import ClassificationTask, Example, label_index, prompt_length_variants
+from repro.tasks.base import ClassificationTask, Example, label_index, prompt_length_variants
 
 PAPER = "{sentence1:shorten} [SEP] {sentence2:shorten} [P] *{word}* ? [MASK]"
 
@@ -43,6 +45,7 @@ class Wic(ClassificationTask):
         "s1": "{sentence1:shorten} [SEP] {sentence2:shorten} [P] {marked_word} ? [MASK]",
         "s2": "{sentence1:shorten} [SEP] {sentence2:shorten} [P] {marked_word} ? [P] [MASK]",
         "s3": "{sentence1:shorten} [P] {sentence2:shorten} [P] {marked_word} ? [P] [MASK]",
+        "pet": '"{sentence1:shorten}" / "{sentence2:shorten}{sense_question} [MASK] .',
     }
     classifier_pattern = "{word} : {sentence1:shorten} [SEP] {sentence2:shorten}"
 
@@ -50,7 +53,8 @@ class Wic(ClassificationTask):
         word = str(row["word"])
         marked = "*" + word + " *"  # WicPVP's marker, one part for PET's encoder (authors_patterns)
         values = {"word": word, "sentence1": str(row["sentence1"]), "sentence2": str(row["sentence2"]),
-                  "marked_word": marked, "marked_question": marked + "?"}
+                  "marked_word": marked, "marked_question": marked + "?",
+                  "sense_question": '" Similar sense of "' + word + '"?'}  # PET's one part (authors' `pet`)
         return [Example(uid, values, label_index(self, row.get("label"), uid))]
 
     def score(self, examples: Sequence[Example], predictions: Sequence[Any]) -> dict[str, float]:

@@ -26,7 +26,7 @@ from typing import Any, Sequence
 
 from repro import metrics
 from repro.errors import DataError
-from tasks.base import Example, Task, label_index, prompt_length_variants
+from repro.tasks.base import Example, Task, label_index, prompt_length_variants
 
 RULE = (
     "PET's WSC rule: lower-case the predicted span and span1_text, split both into words at every non-letter "

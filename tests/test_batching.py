@@ -89,3 +89,15 @@ def test_token_budget_predictions_equal_the_plain_batches(load_tiny, name):
     budget = argmax_candidates(model, rendered, candidates, batch_size=64, max_tokens=48, quiet=True)
     assert torch.equal(plain, budget)
     assert len({len(r.input_ids) for r in rendered}) > 2  # the inputs really differ in length
+
+
+def test_a_length_key_without_a_row_limit_cuts_by_tokens_alone():
+    # joint training's passes: items that are not rendered inputs, measured by a key, no cap on rows
+    lengths = [5] * 40 + [6] * 40 + [7, 8, 9]
+    items = [{"n": n} for n in lengths]
+    batches = length_batches(items, None, max_tokens=100, length=lambda item: item["n"])
+    assert batches == length_batches(_fake(lengths), 1000, max_tokens=100)
+    assert length_batches(items, None, max_tokens=10_000, length=lambda item: item["n"]) == [
+        sorted(range(len(lengths)), key=lambda i: lengths[i])]
+    with pytest.raises(ConfigError, match="batch_size or a max_tokens"):
+        length_batches(items, None, length=lambda item: item["n"])

@@ -23,10 +23,10 @@ from repro.scorers.candidates import (
 from repro.scorers.span import SpanScorer, render_span_input
 from repro.scorers.base import ScorerContext, make_scorer
 from repro.core.template import Template, TemplateError, word_token_ids
-from tasks.base import Example
-from tasks.copa import Copa
-from tasks.record import Record
-from tasks.wsc import Wsc, pet_span_match
+from repro.tasks.base import Example
+from repro.tasks.copa import Copa
+from repro.tasks.record import Record
+from repro.tasks.wsc import Wsc, pet_span_match
 
 
 def context(task, model: PromptedLM, style: str = "manual", *, max_length: int = 256,

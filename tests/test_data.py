@@ -193,8 +193,8 @@ def test_archive_mappers_follow_the_official_layouts():
 def test_task_folders_and_dev32_checksums_come_from_the_task_declarations():
     """The fetched set is what it was when these lists were constants; a task registered with FewGLUE files
     and a pinned dev32 joins both lists (and the downloads), a diagnostic-like task only SuperGLUE's."""
-    from tasks.base import Task, TaskFiles
-    from tasks.registry import register_task, unregister_task
+    from repro.tasks.base import Task, TaskFiles
+    from repro.tasks.registry import register_task, unregister_task
 
     assert sorted(data.superglue_tasks()) == sorted(
         ("BoolQ", "CB", "COPA", "MultiRC", "ReCoRD", "RTE", "WiC", "WSC", "AX-b", "AX-g"))

@@ -20,8 +20,8 @@ from repro.experiment.lama import LamaConfig, run_lama
 from repro.experiment.superglue import run_superglue
 from repro.experiment.superglue_config import SuperGLUEConfig
 from repro.methods import Method, Style, register_method, unregister_method
-from tasks.base import ClassificationTask, Example, TaskFiles, label_index
-from tasks.registry import register_task, unregister_task
+from repro.tasks.base import ClassificationTask, Example, TaskFiles, label_index
+from repro.tasks.registry import register_task, unregister_task
 
 POSITIVE = ["the film was a joy", "a warm and happy story", "I loved the music", "what a great day",
             "the food was good", "she smiled all evening", "a bright and kind book", "we had fun"]

@@ -20,9 +20,9 @@ from repro.experiment.superglue import RunPlan, search_variants
 from repro.experiment.superglue_config import SuperGLUEConfig
 from repro.methods import get_method
 from repro.scorers.base import ScorerContext, make_scorer
-from tasks import lama as lama_data
-from tasks.lama import Lama
-from tasks.registry import get_task
+from repro.tasks import lama as lama_data
+from repro.tasks.lama import Lama
+from repro.tasks.registry import get_task
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -445,6 +445,97 @@ def test_the_joint_loop_checks_where_the_single_loop_does(eval_ends):
         assert [h["step"] for h in outcome.history] == [h["step"] for h in alone.history]
         assert outcome.steps == alone.steps
     assert [h["step"] for h in outcomes[0].history][0] == (0 if eval_ends == "lama" else 2)
+
+
+# ------------------------------------------------------------------------------------ item 16: WSC masks
+def _span_scorer(backbone, wsc_masks: str):
+    from repro.experiment.engine import build_scorer
+
+    task = get_task("wsc")
+    config = SuperGLUEConfig(task="wsc", method="mp", dtype="float32", fidelity_items={"wsc_masks": wsc_masks})
+    template = RunPlan(config, task, [task], get_method("mp", "superglue"), None, [42]).template("pet")
+    return build_scorer(task, get_method("mp", "superglue"), backbone, template, "pet", config, 42, max_length=256,
+                        quiet=True)
+
+
+@pytest.mark.parametrize("name", ["albert", "gpt2"])
+def test_wsc_masks_exact_or_pets_extra_masks(load_tiny, shared_data, monkeypatch, name):
+    """PET's WscPVP.get_parts (pet/pvp.py; the authors' task_pvps.py the same): len(span1 ids) + 1 masks at
+    evaluation; in training + rng.randint(0, 3), the PVP's random.Random(42) drawn once per training example
+    in order, the extra masks' targets <pad> (WscTaskHelper.add_special_input_features). A causal LM has no
+    masks: the span's own length under both."""
+    import random
+
+    from repro.scorers import span
+
+    backbone = load_tiny(name)
+    tok = backbone.tokenizer
+    examples = get_task("wsc").read(shared_data / "fewglue/WSC/train.jsonl")[:6]
+    seen = {}
+
+    def spy(model, rendered, lengths, **kwargs):
+        seen["lengths"], seen["masks"] = list(lengths), [len(r.target_positions) for r in rendered]
+        return [[tok.unk_token_id] * n for n in lengths]
+
+    monkeypatch.setattr(span, "predict_span_tokens", spy)
+    out = {}
+    for rule in ("exact", "pet"):
+        scorer = _span_scorer(backbone, rule)
+        spans = [scorer.span_ids(ex) for ex in examples]
+        items = scorer.train_items(examples)
+        scorer.predict(examples)
+        out[rule] = (spans, items, dict(seen))
+    spans, items, evaluation = out["exact"]
+    assert [r.target_ids for r in items] == spans and evaluation["lengths"] == [len(s) for s in spans]
+    spans, items, evaluation = out["pet"]
+    if backbone.is_causal:
+        assert [r.target_ids for r in items] == spans and evaluation["lengths"] == [len(s) for s in spans]
+        return
+    rng = random.Random(42)
+    expected = [s + [tok.pad_token_id] * rng.randint(0, 3) for s in spans]  # all six FewGLUE rows are positive
+    assert [r.target_ids for r in items] == expected and any(len(e) > len(s) for e, s in zip(expected, spans))
+    assert [len(r.target_positions) for r in items] == [len(e) for e in expected]
+    assert evaluation["lengths"] == evaluation["masks"] == [len(s) + 1 for s in spans]
+
+
+# --------------------------------------------------------------------------- item 17: COPA training masks
+@pytest.mark.parametrize("name", ["albert", "gpt2"])
+def test_candidate_training_masks_own_or_pets_longest(load_tiny, shared_data, name):
+    """PET (pet/pvp.py CopaPVP.get_parts: max(len c1, len c2) masks; task_helpers.py CopaTaskHelper.train_step:
+    both choices read on that one input, each at its first masks) and the authors (task_pvps.py CopaPVP) train
+    COPA on the longest choice's mask count; evaluation trims to each choice's own count (trim_input_ids), as
+    the suite does under both. A causal LM has no masks: the same items under both."""
+    from repro.experiment.engine import build_scorer
+
+    backbone = load_tiny(name)
+    mask = backbone.tokenizer.mask_token_id
+    task, method = get_task("copa"), get_method("mp", "superglue")
+    examples = task.read(shared_data / "fewglue/COPA/train.jsonl")[:8]
+    out = {}
+    for rule in ("own", "max"):
+        config = SuperGLUEConfig(task="copa", method="mp", dtype="float32",
+                                 fidelity_items={"candidate_train_masks": rule})
+        template = RunPlan(config, task, [task], method, None, [42]).template("pet")
+        scorer = build_scorer(task, method, backbone, template, "pet", config, 42, max_length=256, quiet=True)
+        out[rule] = (scorer.train_items(examples), [scorer.render(ex) for ex in examples])
+        assert torch.isfinite(scorer.loss(out[rule][0][:4]))  # trains on either layout
+    own, own_eval = out["own"]
+    pet, pet_eval = out["max"]
+    assert [[r.input_ids for r in g] for g in own_eval] == [[r.input_ids for r in g] for g in pet_eval]
+    assert [[r.target_ids for r in it.rendered] for it in own] == [[r.target_ids for r in it.rendered] for it in pet]
+    if backbone.is_causal:
+        assert [[r.input_ids for r in it.rendered] for it in own] == [[r.input_ids for r in it.rendered] for it in pet]
+        return
+    differ = 0
+    for a, b in zip(own, pet):
+        longest = max(a.rendered, key=lambda r: len(r.target_ids))
+        for r_own, r_pet in zip(a.rendered, b.rendered):
+            assert r_own.input_ids.count(mask) == len(r_own.target_ids)  # own: each choice its own count
+            assert r_pet.input_ids == longest.input_ids  # max: the longest choice's input for both
+            first = r_pet.input_ids.index(mask)
+            assert r_pet.target_positions == list(range(first, first + len(r_pet.target_ids)))
+            differ += r_own.input_ids != r_pet.input_ids
+    assert differ > 0, "pick rows whose two choices differ in token count"
 
 
 # ------------------------------------------------------------------------------------------ the ledger

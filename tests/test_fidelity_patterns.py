@@ -16,7 +16,7 @@ from repro import fidelity as fid
 from repro.experiment.superglue import RunPlan
 from repro.experiment.superglue_config import SuperGLUEConfig
 from repro.methods import get_method
-from tasks.registry import get_task, task_names
+from repro.tasks.registry import get_task, task_names
 
 M = "[MASK]"
 

@@ -30,12 +30,14 @@ import pytest
 from repro.core.model import PromptedLM
 from repro.core.template import Template
 from repro.errors import ConfigError
+from repro.experiment.superglue import RunPlan
+from repro.experiment.superglue_config import SuperGLUEConfig
 from repro.methods import get_method
 from repro.scorers.base import ScorerContext
 from repro.scorers.candidates import render_candidates
 from repro.scorers.classification import VerbalizerScorer
 from repro.scorers.span import render_span_input
-from tasks.registry import get_task
+from repro.tasks.registry import get_task
 
 FOLDERS = {"rte": "RTE", "cb": "CB", "boolq": "BoolQ", "multirc": "MultiRC", "wic": "WiC", "copa": "COPA",
            "wsc": "WSC"}
@@ -221,27 +223,29 @@ def suite_examples(shared_data: Path, task: str):
 @pytest.mark.parametrize("task", CLASSIFICATION)
 def test_pet_pattern_0_is_the_suites_pet_pattern_token_by_token(shared_data, albert_tok, task):
     """Classification tasks: the same ids, the same two segments (RTE, CB: [SEP] stands for PET's text_a /
-    text_b boundary, token types 0 then 1) and [MASK] where PET puts it; no prompt token. WiC differs (pinned):
-    PET writes `" Similar sense of "` + word + `"?` as ONE part, so the quotes hug the word; the suite's
-    `{word}` slot is tokenized on its own."""
+    text_b boundary, token types 0 then 1) and [MASK] where PET puts it; no prompt token. WiC: PET writes
+    `" Similar sense of "` + word + `"?` as ONE part, so the quotes hug the word; the suite's text tokenizes the
+    `{word}` slot on its own (a known difference), its authors' text (fidelity item pattern_text=authors) takes
+    PET's part as one slot value: equal to PET under `authors`, different under `suite`."""
     tok = albert_tok
     t, examples = suite_examples(shared_data, task)
-    template = t.template("manual", "pet")
-    assert template.num_prompt_tokens == 0
+    templates = {text: _plan_with(task, "manual", pattern_text=text).template("pet") for text in ("suite", "authors")}
+    assert all(template.num_prompt_tokens == 0 for template in templates.values())
     rows = pet_examples(task, raw_rows(shared_data, task))
     assert len(rows) == len(examples) == 3
     for row, ex in zip(rows, examples):
-        r = template.render(tok, ex.values, causal=False, target_ids=[5])
         ids, types, _ = pet_encode(tok, *pet_parts(task, row, tok.mask_token))
-        if task == "wic":  # the suite's layout: PET's parts with the word split out of its one part
-            split, _, _ = pet_encode(tok, _plain(['"', row["sentence1"], '" / "', row["sentence2"],
-                                                  '" Similar sense of "', row["word"], '"?', tok.mask_token, "."]))
-            assert r.input_ids == split and r.input_ids != ids
-            assert r.target_positions == [split.index(tok.mask_token_id)]
-            continue
-        assert r.input_ids == ids, (tok.convert_ids_to_tokens(r.input_ids), tok.convert_ids_to_tokens(ids))
-        assert r.token_type_ids == types
-        assert r.target_positions == [ids.index(tok.mask_token_id)] and r.prompt_positions == []
+        for text, template in templates.items():
+            r = template.render(tok, ex.values, causal=False, target_ids=[5])
+            if task == "wic" and text == "suite":  # PET's parts with the word split out of its one part
+                split, _, _ = pet_encode(tok, _plain(['"', row["sentence1"], '" / "', row["sentence2"],
+                                                      '" Similar sense of "', row["word"], '"?', tok.mask_token, "."]))
+                assert r.input_ids == split and r.input_ids != ids
+                assert r.target_positions == [split.index(tok.mask_token_id)]
+                continue
+            assert r.input_ids == ids, (text, tok.convert_ids_to_tokens(r.input_ids), tok.convert_ids_to_tokens(ids))
+            assert r.token_type_ids == types
+            assert r.target_positions == [ids.index(tok.mask_token_id)] and r.prompt_positions == []
 
 
 def test_pet_pattern_0_of_copa_and_its_answers(shared_data, albert_tok):
@@ -370,20 +374,34 @@ def test_causal_verbalizer_words_carry_the_leading_space(load_tiny, task):
 
 
 # ------------------------------------------------------------------------------------------------ shortening
-def pet_truncate(pieces: list[list[int]], shortenable: Sequence[bool], excess: int) -> list[list[int]]:
-    """PVP.truncate for one segment, as read: each removed token comes off the end of the LAST shortenable
-    part that still has tokens (`_remove_last`), not off the longest."""
-    pieces = [list(p) for p in pieces]
+def pet_truncate(parts_a: Sequence[tuple[list[int], bool]], parts_b: Sequence[tuple[list[int], bool]],
+                 excess: int) -> tuple[list[list[int]], list[list[int]]]:
+    """PVP.truncate as read: each removed token comes off the segment holding more shortenable tokens (ties: b),
+    off the end of its LAST shortenable part that still has tokens (`_remove_last`), not off the longest."""
+    a = [(list(p), s) for p, s in parts_a]
+    b = [(list(p), s) for p, s in parts_b]
+
+    def shortenable(parts):
+        return sum(len(p) for p, s in parts if s)
+
     for _ in range(excess):
-        last = max(i for i, p in enumerate(pieces) if shortenable[i] and p)
-        pieces[last].pop()
-    return pieces
+        segment = a if shortenable(a) > shortenable(b) else b
+        last = max(i for i, (p, s) in enumerate(segment) if s and p)
+        segment[last][0].pop()
+    return [p for p, _ in a], [p for p, _ in b]
 
 
-def test_shortening_differs_from_pets_last_part_first(shared_data, albert_tok):
-    """Known difference: PET (and the authors, whose encode reserves the special tokens twice) shorten the
-    last shortenable part first: BoolQ's question (pattern 0, and the authors' pattern 1) goes, token by token,
-    before the passage is touched. The suite cuts the longest shortenable part: the passage."""
+def _plan_with(task: str, style: str, **items: str) -> RunPlan:
+    t = get_task(task)
+    method = get_method("mp" if style == "manual" else "ptuning", "superglue")
+    return RunPlan(SuperGLUEConfig(task=task, fidelity_items=items), t, [t], method, None, [42])
+
+
+def test_shortening_longest_or_pets_last_part_first(shared_data, albert_tok):
+    """Fidelity item `truncation`. PET (and the authors, whose encode reserves the special tokens twice) shorten
+    the last shortenable part first: BoolQ's question (pattern 0, and the authors' pattern 1) goes, token by
+    token, before the passage is touched; `truncation=last` does the same. The suite's `longest` cuts the
+    longest shortenable part: the passage, keeping the question whole."""
     tok = albert_tok
     t, examples = suite_examples(shared_data, "boolq")
     row, ex = raw_rows(shared_data, "boolq")[0], examples[0]
@@ -393,11 +411,38 @@ def test_shortening_differs_from_pets_last_part_first(shared_data, albert_tok):
     question = len(pieces[2])
     full = 2 + sum(len(p) for p in pieces)
     max_length = full - question - 5  # PET: the whole question and 5 passage tokens go
-    pet = pet_truncate(pieces, shortenable, full - max_length)
+    pet, _ = pet_truncate(list(zip(pieces, shortenable)), [], full - max_length)
     assert pet[2] == [] and len(pet[0]) == len(pieces[0]) - 5
-    r = t.template("manual", "pet").render(tok, ex.values, causal=False, target_ids=[5], max_length=max_length)
-    assert len(r.input_ids) == max_length and r.truncated == full - max_length
     pet_ids = [tok.cls_token_id] + [i for p in pet for i in p] + [tok.sep_token_id]
-    assert r.input_ids != pet_ids
-    kept_question = r.input_ids[-(question + len(pieces[3]) + 3):-(len(pieces[3]) + 3)]
-    assert kept_question == pieces[2]  # the suite keeps the question whole
+    rendered = {rule: _plan_with("boolq", "manual", truncation=rule).template("pet").render(
+        tok, ex.values, causal=False, target_ids=[5], max_length=max_length) for rule in ("longest", "last")}
+    for r in rendered.values():
+        assert len(r.input_ids) == max_length and r.truncated == full - max_length
+    assert rendered["last"].input_ids == pet_ids
+    assert rendered["longest"].input_ids != pet_ids
+    kept_question = rendered["longest"].input_ids[-(question + len(pieces[3]) + 3):-(len(pieces[3]) + 3)]
+    assert kept_question == pieces[2]  # the suite's rule keeps the question whole
+
+
+def test_pets_shortening_takes_the_segment_with_more_shortenable_tokens(shared_data, albert_tok):
+    """Two segments (RTE's PET pattern: "hypothesis" ? | [MASK], "premise"): `last` takes each token from the
+    segment holding more shortenable tokens, as PVP.truncate does, not simply from the last slot. A real row with
+    its two texts swapped (the long text in the first segment): the first segment is cut, the premise kept."""
+    tok = albert_tok
+    t = get_task("rte")
+    row = dict(raw_rows(shared_data, "rte")[0])
+    row["premise"], row["hypothesis"] = row["hypothesis"], row["premise"]
+    assert len(row["hypothesis"]) > 2 * len(row["premise"])
+    ex = t.example(row, "swapped")[0]
+    parts_a, parts_b = pet_parts("rte", row, tok.mask_token)
+    hypothesis = strip_punc(row["hypothesis"])
+    encoded_a = [(tok.encode(x, add_special_tokens=False), x == hypothesis) for x, _ in parts_a]
+    encoded_b = [(tok.encode(x, add_special_tokens=False), x == row["premise"]) for x, _ in parts_b]
+    full, _, _ = pet_encode(tok, parts_a, parts_b)
+    a, b = pet_truncate(encoded_a, encoded_b, 8)
+    assert b == [p for p, _ in encoded_b] and len(a[1]) == len(encoded_a[1][0]) - 8  # PET: the premise is kept
+    expected = [tok.cls_token_id] + [i for p in a for i in p] + [tok.sep_token_id] + [i for p in b for i in p] + [
+        tok.sep_token_id]
+    r = _plan_with("rte", "manual", truncation="last").template("pet").render(
+        tok, ex.values, causal=False, target_ids=[5], max_length=len(full) - 8)
+    assert r.input_ids == expected

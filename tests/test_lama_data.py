@@ -10,7 +10,7 @@ import pytest
 
 from repro.errors import ConfigError, DataError
 from repro.core.template import word_token_ids
-from tasks import lama
+from repro.tasks import lama
 
 REBUILT = {"P1001", "P131", "P1376", "P17", "P190", "P276", "P279", "P30", "P36", "P361", "P37", "P47", "P530"}
 

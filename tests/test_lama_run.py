@@ -14,7 +14,7 @@ from repro.errors import DataError
 from repro.experiment.lama import LamaConfig, PRESETS, method_template, ptuning_template, run_lama
 from repro.methods import get_method
 from repro.core.template import Template
-from tasks import lama as lama_data
+from repro.tasks import lama as lama_data
 
 RELATIONS = ["P101", "P1376"]
 TINY_TRAIN = replace(PRESETS["cpu"].train, max_steps=4, eval_every_steps=2, batch_size=4, lr_encoder=1e-2)

@@ -116,7 +116,7 @@ def test_superglue_avg_averages_cb_and_multirc_first():
 
 
 def test_metric_keys_are_declared_by_the_tasks():
-    from tasks.registry import get_task
+    from repro.tasks.registry import get_task
 
     keys = {name: tuple(get_task(name).metrics) for name in
             ("cb", "multirc", "axb", "axg", "record", "boolq", "rte", "wic", "wsc", "copa")}

@@ -265,8 +265,8 @@ COMMITTED_RESULT = Path(__file__).resolve().parents[1] / "results/superglue/fews
 @pytest.fixture
 def toy_task():
     """A task declared only at runtime: outside the paper's tables and the Avg, one metric."""
-    from tasks.base import Task
-    from tasks.registry import register_task, unregister_task
+    from repro.tasks.base import Task
+    from repro.tasks.registry import register_task, unregister_task
 
     class Toy(Task):
         name, folder, paper_name = "toy", "Toy", "Toy"
@@ -363,6 +363,6 @@ def test_report_and_quick_tables_import_no_torch():
 
     code = ("import sys; from repro.cli import build_parser\n"
             "for name in ('report', 'lama-table', 'superglue-table'): build_parser(name)\n"
-            "import repro.report.build; from tasks.registry import all_tasks; all_tasks()\n"
+            "import repro.report.build; from repro.tasks.registry import all_tasks; all_tasks()\n"
             "assert 'torch' not in sys.modules, 'torch imported'")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[1])

@@ -18,11 +18,11 @@ from repro.experiment.superglue_config import SuperGLUEConfig
 from repro.experiment.superglue import run_superglue
 from repro.scorers.base import ScorerContext, make_scorer
 from repro.core.template import Template, TemplateError, special_token_frame, word_token_ids
-from tasks.base import Example
-from tasks.copa import Copa
-from tasks.record import Record
-from tasks.registry import get_task
-from tasks.wsc import Wsc, pet_span_match
+from repro.tasks.base import Example
+from repro.tasks.copa import Copa
+from repro.tasks.record import Record
+from repro.tasks.registry import get_task
+from repro.tasks.wsc import Wsc, pet_span_match
 
 
 def ctx_for(task, backbone, style, *, max_length=None, encoder=False) -> ScorerContext:

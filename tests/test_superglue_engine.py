@@ -22,8 +22,8 @@ from repro.cli import parse_seeds
 from repro.experiment.superglue import run_superglue
 from repro.scorers.base import ScorerContext, make_scorer
 from repro.core.template import Template, TemplateError, word_token_ids
-from tasks.cb import Cb
-from tasks.registry import get_task, task_names
+from repro.tasks.cb import Cb
+from repro.tasks.registry import get_task, task_names
 
 RESULT_KEYS = {"schema", "config", "backbone_name", "backbone_source", "seeds", "mean", "std", "eval_split",
                "eval_file", "n_eval", "n_eval_total", "partial", "notes", "scoring", "environment", "command",

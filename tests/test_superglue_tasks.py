@@ -10,8 +10,8 @@ import pytest
 from repro.errors import ConfigError, DataError
 from repro.core.template import Template, TemplateError, special_token_frame
 from repro.experiment.superglue import eval_subset
-from tasks.base import Example, prompt_length_variants, slots_after_target
-from tasks.registry import get_task
+from repro.tasks.base import Example, prompt_length_variants, slots_after_target
+from repro.tasks.registry import get_task
 
 CLASSIFICATION = ("boolq", "cb", "rte", "wic", "multirc", "axb", "axg")
 P, M, S = "<P>", "<M>", "<S>"  # prompt token, target, separator in the expected piece lists
@@ -85,7 +85,8 @@ def test_adapter_reads_the_first_real_line(shared_data, name):
     elif name == "wic":
         marked = "*" + row["word"] + " *"  # WicPVP's marker, as one part (pattern_text=authors)
         assert ex.values == {"word": row["word"], "sentence1": row["sentence1"], "sentence2": row["sentence2"],
-                             "marked_word": marked, "marked_question": marked + "?"}
+                             "marked_word": marked, "marked_question": marked + "?",
+                             "sense_question": '" Similar sense of "' + row["word"] + '"?'}  # PET's pattern 0 part
     else:
         assert ex.label == row["label"]
     assert set(task.verbalizer) == set(task.labels) and task.labels

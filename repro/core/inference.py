@@ -33,26 +33,38 @@ from repro.errors import ConfigError
 
 
 # ------------------------------------------------------------------------------------------------ batching
-def length_batches(rendered: Sequence[Rendered], batch_size: int,
-                   max_tokens: Optional[int] = None) -> list[list[int]]:
-    """Indices grouped into batches of similar length (stable: ties keep input order).
+def rendered_length(rendered: Rendered) -> int:
+    """Tokens of a rendered input (the default length of `length_batches`)."""
+    return len(rendered.input_ids)
 
-    At most `batch_size` rows per batch. With a `max_tokens` budget (rows x padded length), a batch also stops
-    where the budget is reached and, once it holds half the budget, where the length changes: lengths common
-    enough to fill half a budget get batches of exactly one length (no padding, hence no attention mask; see
-    `PromptedLM.target_hidden`), rare lengths share padded batches with their neighbours.
+
+def length_batches(items: Sequence[Any], batch_size: Optional[int],
+                   max_tokens: Optional[int] = None, *,
+                   length: Callable[[Any], int] = rendered_length) -> list[list[int]]:
+    """Indices grouped into batches of similar `length` (stable: ties keep input order).
+
+    At most `batch_size` rows per batch (None: no row limit). With a `max_tokens` budget (rows x padded
+    length), a batch also stops where the budget is reached and, once it holds half the budget, where the
+    length changes: lengths common enough to fill half a budget get batches of exactly one length (no padding,
+    hence no attention mask; see `PromptedLM.target_hidden`), rare lengths share padded batches with their
+    neighbours. Evaluation batches (rendered inputs) and the passes of a joint training step (training items,
+    `repro.experiment.joint`, whose `length` reads an item's longest input) are cut here alike.
     """
-    order = sorted(range(len(rendered)), key=lambda i: len(rendered[i].input_ids))
+    lengths = [length(item) for item in items]
+    order = sorted(range(len(items)), key=lengths.__getitem__)
+    if batch_size is None and max_tokens is None:
+        raise ConfigError("length_batches needs a batch_size or a max_tokens budget")
     if max_tokens is None:
-        return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
-    if max_tokens < 1 or batch_size < 1:
+        return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]  # type: ignore[operator]
+    if max_tokens < 1 or (batch_size is not None and batch_size < 1):
         raise ConfigError(f"batch_size and max_tokens must be positive, got {batch_size} and {max_tokens}")
+    rows = len(items) if batch_size is None else batch_size
     batches: list[list[int]] = []
     current: list[int] = []
     current_length = 0
     for i in order:
-        n = len(rendered[i].input_ids)
-        full = len(current) >= batch_size or (len(current) + 1) * n > max_tokens
+        n = lengths[i]
+        full = len(current) >= rows or (len(current) + 1) * n > max_tokens
         if current and (full or (n != current_length and len(current) * current_length >= max_tokens // 2)):
             batches.append(current)
             current = []

@@ -9,11 +9,12 @@ their separate-training gradient), then steps every unit's optimizer. Units due 
 a step are evaluated together (`evaluate` gets their indices). A unit that finishes (last step or patience)
 leaves the batch; `on_done` gets it at once (with its best state restored), so a driver can test and write it.
 
-Resume: at every step where some unit was evaluated or finished, the state of all units (trainable tensors, optimizer,
-scheduler, loop position, best state, each unit's RNG state) is written atomically to one checkpoint, keyed
-by unit name and checked against each unit's training fingerprint. A unit that had finished is kept there
-with its best state until the caller has written it, so an interruption anywhere resumes with the same
-numbers (and the same batch composition, which matters in bf16).
+Resume: at every step where some unit was evaluated or finished, what each unit needs to continue (trainable tensors,
+optimizer and schedule state, loop position, best state, its RNG state; a best state that equals the current
+tensors is stored once) is written atomically to one checkpoint, keyed by unit name and checked against each
+unit's training fingerprint. A unit that has finished is kept there with its best state alone until the
+caller has written it, and left out after, so an interruption anywhere resumes with the same numbers (and the
+same batch composition, which matters in bf16).
 """
 
 from __future__ import annotations
@@ -79,6 +80,7 @@ class _Runner:
     state: _LoopState = field(default_factory=_LoopState)
     resumed_from: int = 0
     outcome: Optional[TrainOutcome] = None
+    handed_over: bool = False  # finished and given to `on_done`: no longer in the checkpoint
     _batches: tuple[int, list[list[int]]] = (-1, [])
 
     @property
@@ -189,21 +191,30 @@ def _finish(runners: list[_Runner], on_done: Optional[DoneFn]) -> None:
     outcomes = [r.finish() for r in runners]
     if on_done is not None:
         on_done([r.index for r in runners], outcomes)
+    for r in runners:  # written by the caller (whose rerun skips it): later checkpoints leave it out
+        r.handed_over = True
+
+
+def _entry(r: _Runner, rng: Optional[UnitRNG]) -> dict[str, Any]:
+    """What resuming unit `r` needs, each tensor once. A finished unit (not yet handed over): its loop state
+    and best state. An active one: its parameters, optimizer and schedule state, loop state, RNG state, and
+    its best state unless that is its current parameters (an evaluation at this very step kept them, as the
+    first evaluation always does): then `best_is_trainable` says so and the restore copies them."""
+    loop = {k: v for k, v in vars(r.state).items() if k != "best_state"}
+    entry: dict[str, Any] = {"fingerprint": r.unit.config.fingerprint(), "loop": loop}
+    if r.finished:
+        entry["best_state"] = r.state.best_state
+        return entry
+    current = r.state.best_state is not None and r.state.best_step == r.state.step
+    entry.update(trainable={n: p.detach() for n, p in r.unit.params.items()}, optimizer=r.optimizer.state_dict(),
+                 scheduler=r.scheduler.state_dict(), rng=rng.states[r.index] if rng is not None else None,
+                 best_is_trainable=current, best_state=None if current else r.state.best_state)
+    return entry
 
 
 def _save(path: Path, runners: list[_Runner], rng: Optional[UnitRNG]) -> None:
-    """Every unit by name: a finished one keeps its loop state and best state (it is about to be written by the
-    caller), an active one everything it needs to continue."""
-    payload: dict[str, Any] = {}
-    for r in runners:
-        loop = {k: v for k, v in vars(r.state).items() if k != "best_state"}
-        entry: dict[str, Any] = {"fingerprint": r.unit.config.fingerprint(), "loop": loop,
-                                 "best_state": r.state.best_state,
-                                 "rng": rng.states[r.index] if rng is not None else None}
-        if not r.finished:
-            entry.update(trainable={n: p.detach() for n, p in r.unit.params.items()},
-                         optimizer=r.optimizer.state_dict(), scheduler=r.scheduler.state_dict())
-        payload[r.unit.name] = entry
+    """Every unit not yet handed over, by name (`_entry`)."""
+    payload = {r.unit.name: _entry(r, rng) for r in runners if not r.handed_over}
     checkpoint.save(path, {"units": payload}, kind="joint_state")
 
 
@@ -225,13 +236,14 @@ def _restore(path: Path, runners: list[_Runner], rng: Optional[UnitRNG]) -> set[
             raise ConfigError(f"{path} holds {r.unit.name} trained with other settings; delete it (or the run "
                               "folder) to start over")
         r.state = _LoopState(**entry["loop"])
-        r.state.best_state = copy.deepcopy(entry["best_state"])
         r.resumed_from = r.state.step
         if "trainable" in entry:
             load_tensors(r.unit.params, entry["trainable"])
             r.optimizer.load_state_dict(entry["optimizer"])
             r.scheduler.load_state_dict(entry["scheduler"])
-        if rng is not None:
-            rng.states[r.index] = entry["rng"]
+            if rng is not None:
+                rng.states[r.index] = entry["rng"]
+        best = entry["trainable"] if entry.get("best_is_trainable") else entry["best_state"]
+        r.state.best_state = copy.deepcopy(best)
         restored.add(r.index)
     return restored

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import re
 import weakref
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Mapping, Optional, Sequence, Union
 
 from repro.errors import ConfigError
@@ -68,6 +68,11 @@ _TUPLE_STRING = re.compile(r"^\(\s*[\w\s,]+\)$")
 # Prompt tokens one template may hold. The paper's templates have 3 to 16; the bound stops a typo such as
 # [P*999999999] before it reaches an encoder allocation (2.3 TB for that one) or a model's position limit.
 MAX_PROMPT_TOKENS = 1024
+# How an input over `max_length` is shortened (fidelity item `truncation`): `longest` cuts the longest shortenable
+# slot from its end (the suite's rule); `last` is PET's `PVP.truncate` / `_remove_last` (timoschick/pet
+# pet/pvp.py, reused by THUDM/P-tuning PT-Fewshot): of the two segments (before / after [SEP]) the one holding more
+# shortenable tokens (ties: the second) loses one token off the end of its LAST non-empty shortenable slot.
+TRUNCATION_RULES = ("longest", "last")
 
 
 @dataclass(frozen=True)
@@ -76,6 +81,13 @@ class Template:
 
     parts: tuple[Part, ...]
     source: str = field(default="", compare=False)
+    truncation: str = "longest"  # one of TRUNCATION_RULES; set per run by `with_truncation`
+
+    def with_truncation(self, rule: str) -> "Template":
+        """This template shortening over-long inputs by `rule` (TRUNCATION_RULES)."""
+        if rule not in TRUNCATION_RULES:
+            raise TemplateError(f"unknown truncation rule {rule!r}; valid: {', '.join(TRUNCATION_RULES)}")
+        return replace(self, truncation=rule)
 
     # ------------------------------------------------------------------ parsing
     @classmethod
@@ -286,7 +298,7 @@ class Template:
             else:
                 pieces.append([frame.sep_id])
 
-        truncated = _truncate(pieces, parts, frame, max_length, self.source)
+        truncated = _truncate(pieces, parts, frame, max_length, self.source, self.truncation)
 
         input_ids: list[int] = list(frame.prefix)
         token_type_ids: list[int] = [0] * len(frame.prefix)
@@ -394,8 +406,10 @@ def _encode(tokenizer, text: str) -> list[int]:
     return list(tokenizer(text, add_special_tokens=False)["input_ids"]) if text else []
 
 
-def _truncate(pieces: list[list[int]], parts, frame: SpecialFrame, max_length: Optional[int], source: str) -> int:
-    """Shorten the longest shortenable piece from its end, one token at a time, until the input fits."""
+def _truncate(pieces: list[list[int]], parts, frame: SpecialFrame, max_length: Optional[int], source: str,
+              rule: str = "longest") -> int:
+    """Shorten shortenable pieces from their end, one token at a time, until the input fits; `rule` picks the
+    piece each token comes off (TRUNCATION_RULES)."""
     if max_length is None:
         return 0
     total = len(frame.prefix) + len(frame.suffix) + sum(len(p) for p in pieces)
@@ -408,11 +422,21 @@ def _truncate(pieces: list[list[int]], parts, frame: SpecialFrame, max_length: O
                 f"template {source!r}: the input needs {total - removed} tokens but max_length is {max_length} "
                 "and no shortenable text is left (prompt, anchors and target are never truncated)"
             )
-        longest = max(candidates, key=lambda i: len(pieces[i]))
-        pieces[longest].pop()
+        pieces[_piece_to_cut(candidates, pieces, parts, rule)].pop()
         excess -= 1
         removed += 1
     return removed
+
+
+def _piece_to_cut(candidates: list[int], pieces: list[list[int]], parts, rule: str) -> int:
+    if rule == "longest":
+        return max(candidates, key=lambda i: len(pieces[i]))
+    # `last` (PET's PVP.truncate): the segment with more shortenable tokens, ties to the second; its last slot
+    sep = next((i for i, part in enumerate(parts) if isinstance(part, Sep)), len(parts))
+    first = [i for i in candidates if i < sep]
+    second = [i for i in candidates if i > sep]
+    segment = first if sum(len(pieces[i]) for i in first) > sum(len(pieces[i]) for i in second) else second
+    return segment[-1]
 
 
 def word_token_ids(tokenizer, word: str, *, space_before: bool) -> list[int]:

@@ -35,7 +35,7 @@ from repro.ptuning import PromptEncoder, PromptEncoderConfig, paper_lstm_config
 from repro.results import RUNS_DIR, RunRecord
 from repro.scorers.base import Scorer, ScorerContext, make_scorer
 from repro.validate import preflight
-from tasks.base import Example, Task
+from repro.tasks.base import Example, Task
 
 
 @dataclass
@@ -242,7 +242,7 @@ def build_scorer(task: Task, method: Method, backbone: Backbone, template: Templ
     encoder = new_encoder(template.num_prompt_tokens, backbone, config) if method.uses_encoder else None
     model = PromptedLM(backbone, encoder, train_backbone=method.trains_backbone, dtype=config.lm_dtype(method))
     ctx = ScorerContext(task, method, model, template, pattern, max_length, config.eval_batch_size, quiet=quiet,
-                        options=dict(options or {}))
+                        options=dict(options or {}), fidelity=config.choices)
     return make_scorer(ctx)
 
 

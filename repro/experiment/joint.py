@@ -18,6 +18,7 @@ import torch
 
 from repro.core.backbone import Backbone
 from repro.core.encoder_stack import EncoderStack
+from repro.core.inference import length_batches
 from repro.core.joint import JointUnit, train_joint
 from repro.core.model import PromptedLM
 from repro.core.template import Template
@@ -28,7 +29,7 @@ from repro.experiment.config import RunConfig
 from repro.experiment.engine import new_encoder, training_record
 from repro.methods import Method
 from repro.scorers.base import Scorer, ScorerContext, make_scorer
-from tasks.base import Example, Task
+from repro.tasks.base import Example, Task
 
 
 CHUNK_TOKENS = 2048  # padded tokens per forward of a joint training step (rows sorted by length)
@@ -40,22 +41,6 @@ def item_length(item: Any) -> int:
     if isinstance(rendered, tuple):
         return max(len(r.input_ids) for r in rendered)
     return len(rendered.input_ids)
-
-
-def length_chunks(items: Sequence[Any], max_tokens: int, *, key: Callable[[Any], int]) -> list[list[int]]:
-    """Indices of `items` sorted by length (stable) and cut so that rows x longest row <= max_tokens (at least
-    one row per chunk)."""
-    order = sorted(range(len(items)), key=lambda i: key(items[i]))
-    chunks: list[list[int]] = []
-    current: list[int] = []
-    for i in order:
-        if current and (len(current) + 1) * key(items[i]) > max_tokens:
-            chunks.append(current)
-            current = []
-        current.append(i)
-    if current:
-        chunks.append(current)
-    return chunks
 
 
 @dataclass
@@ -101,7 +86,8 @@ def build_joint(members: Sequence[Member], method: Method, backbone: Backbone, c
     model = PromptedLM(backbone, stack, train_backbone=False, dtype=config.lm_dtype(method))
     scorers = [make_scorer(ScorerContext(m.task, method, model, m.template, m.pattern, max_length,
                                          config.eval_batch_size, quiet=quiet, options=dict(options or {}),
-                                         prompt_offset=stack.offsets[i] if stack is not None else 0))
+                                         prompt_offset=stack.offsets[i] if stack is not None else 0,
+                                         fidelity=config.choices))
                for i, m in enumerate(members)]
     return JointModel(model, stack, scorers)
 
@@ -147,9 +133,10 @@ def fit_together(joint: JointModel, members: Sequence[Member], train_lists: Sequ
              for i, m in enumerate(members)]
 
     def losses(parts: list[tuple[int, list[Any]]]) -> list[float]:
-        """Every unit's rows, sorted by length and cut into passes of about CHUNK_TOKENS tokens (little
-        padding); each row's loss weighted by 1 / its unit's batch size, so each encoder's accumulated gradient
-        is that of its unit's mean loss."""
+        """Every unit's rows, cut into passes of at most CHUNK_TOKENS tokens as evaluation batches are
+        (`inference.length_batches`: sorted by length, one length per pass where it fills half of one, so
+        little padding and mostly no attention mask); each row's loss weighted by 1 / its unit's batch size,
+        so each encoder's accumulated gradient is that of its unit's mean loss."""
         stack.active = {i for i, _ in parts}
         rows = [(slot, item) for slot, (_, batch) in enumerate(parts) for item in batch]
         sizes = [len(batch) for _, batch in parts]
@@ -158,7 +145,7 @@ def fit_together(joint: JointModel, members: Sequence[Member], train_lists: Sequ
         table = stack.prompts()
         held = table.detach().requires_grad_(True)
         with stack.held(held):
-            for chunk in length_chunks([item for _, item in rows], CHUNK_TOKENS, key=item_length):
+            for chunk in length_batches([item for _, item in rows], None, CHUNK_TOKENS, length=item_length):
                 slots = torch.tensor([rows[k][0] for k in chunk])
                 values = row_losses([rows[k][1] for k in chunk])
                 weights = 1.0 / torch.tensor(sizes, dtype=values.dtype, device=values.device)[slots.to(values.device)]

@@ -44,9 +44,9 @@ from repro.experiment.fingerprints import data_hashes, fields_fingerprint
 from repro.experiment.joint import Member, build_joint, can_train_jointly, fit_together, predict_together
 from repro.methods import Method, Style
 from repro.results import LAMA_RELATION_SCHEMA, LAMA_SUMMARY_SCHEMA, RunRecord, write_result
-from tasks import lama as lama_data
-from tasks.base import Example
-from tasks.lama import Lama
+from repro.tasks import lama as lama_data
+from repro.tasks.base import Example
+from repro.tasks.lama import Lama
 
 @dataclass(frozen=True)
 class Preset:

@@ -51,8 +51,8 @@ from repro.experiment.superglue_config import SuperGLUEConfig
 from repro.methods import Method
 from repro.metrics import mean_std
 from repro.results import SUPERGLUE_SCHEMA, SUPERGLUE_SEED_SCHEMA, provenance, write_result
-from tasks.base import Example, Task
-from tasks.registry import get_task
+from repro.tasks.base import Example, Task
+from repro.tasks.registry import get_task
 
 SUBSET_SEED = 0  # evaluation subsets are the same for every seed, method and backbone
 
@@ -186,8 +186,11 @@ class RunPlan:
 
     def template(self, variant: str) -> Template:
         """The training task's template of `variant` in the text fidelity item `pattern_text` chooses (the suite's,
-        or the authors' where the task declares `authors_patterns`)."""
-        return self.train_task.template(self.style, variant, text=self.config.choices.pattern_text)
+        or the authors' where the task declares `authors_patterns`), shortening over-long inputs by fidelity item
+        `truncation`."""
+        choices = self.config.choices
+        return self.train_task.template(self.style, variant, text=choices.pattern_text).with_truncation(
+            choices.truncation)
 
 
 def check_pattern(run: RunPlan, variant: str) -> None:

@@ -30,8 +30,8 @@ from repro import fidelity as fid
 from repro.core.training import TrainConfig
 from repro.errors import ConfigError
 from repro.experiment.config import FROM_PRESET, RunConfig, fingerprint, resolve_limit
-from tasks.base import SETTINGS, Task
-from tasks.registry import get_task, task_names
+from repro.tasks.base import SETTINGS, Task
+from repro.tasks.registry import get_task, task_names
 
 DEFAULT_SEEDS = (42, 43, 44)  # "3 runs from seed 42"
 CHECKPOINT_MODES = ("auto", "always", "never")

@@ -15,7 +15,7 @@ from typing import Mapping, Optional
 
 def avg_tasks() -> dict[str, tuple[str, ...]]:
     """Paper name -> metric keys of every task in the Avg, in table order (from the task declarations)."""
-    from tasks.registry import all_tasks
+    from repro.tasks.registry import all_tasks
 
     return {t.display_name: tuple(t.metrics) for t in all_tasks() if t.in_avg}
 

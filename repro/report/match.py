@@ -81,7 +81,7 @@ def superglue_columns() -> tuple[tuple[Column, ...], tuple[Column, ...]]:
     metric of the tasks in the paper's tables, then Avg; then the other tasks' metrics (ReCoRD, diagnostics,
     a task registered at runtime), shown where some result has them. Read on each call, so that a task
     registered after import gets its columns."""
-    from tasks.registry import all_tasks
+    from repro.tasks.registry import all_tasks
 
     tasks = all_tasks()
     main = tuple(Column(t.display_name, m) for t in tasks if t.in_paper_tables for m in t.metrics)

@@ -71,14 +71,14 @@ def task_display_name(task: str) -> str:
 
     The registry is imported here, not at module import: `tasks.base` imports `repro.data`, and the report's
     modules must import without loading every adapter."""
-    from tasks.registry import get_task
+    from repro.tasks.registry import get_task
 
     return get_task(task).display_name
 
 
 def task_names() -> tuple[str, ...]:
     """Our names of every registered SuperGLUE task, in table order."""
-    from tasks.registry import task_names as registered
+    from repro.tasks.registry import task_names as registered
 
     return registered()
 
@@ -138,6 +138,6 @@ def our_metric_key(result_kind: str, metric: str) -> str:
 
 def task_of_display(display: str) -> str:
     """Inverse of `task_display_name`: our name of the task the paper calls `display` (itself if none is)."""
-    from tasks.registry import all_tasks
+    from repro.tasks.registry import all_tasks
 
     return next((t.name for t in all_tasks() if t.display_name == display), display)

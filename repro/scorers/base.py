@@ -45,10 +45,11 @@ import torch
 from torch import nn
 
 from repro.errors import ConfigError
+from repro.fidelity import FidelityChoices
 from repro.methods import Method, Style
 from repro.core.model import PromptedLM
 from repro.core.template import Rendered, Template
-from tasks.base import Example, Task
+from repro.tasks.base import Example, Task
 
 SCORER_MODULES: dict[str, str] = {
     "classification": "repro.scorers.classification",
@@ -72,6 +73,7 @@ class ScorerContext:
     quiet: bool = False
     options: dict[str, str] = field(default_factory=dict)  # the run's `scorer_options` (CLI --scorer-option)
     prompt_offset: int = 0  # this unit's block in a shared prompt table (joint training: repro.core.encoder_stack)
+    fidelity: FidelityChoices = field(default_factory=FidelityChoices)  # the run's choices; scorers read their items
 
     @property
     def causal(self) -> bool:

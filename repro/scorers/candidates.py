@@ -7,7 +7,8 @@ score, the training loss); the log-probabilities themselves come from `repro.cor
   the score is the sum of the log-probabilities of the candidate's tokens at their masks (joint scoring in a
   single pass). Candidates with the same number of tokens have the same input and share that forward.
   PET scored differently: it filled the masks one at a time, most confident first, re-running the model
-  after each (a pseudo-autoregressive product), and trained COPA with `max(len c1, len c2)` masks.
+  after each (a pseudo-autoregressive product), and trained COPA with `max(len c1, len c2)` masks (fidelity
+  item `candidate_train_masks=max`, below).
 - causal LM: the candidate's tokens follow the pattern (teacher forcing); the score is
   sum_j log P(token_j | pattern, token_<j). The pattern before the answer is the same for every candidate of
   an example: it runs once, and its key/value cache is reused by every candidate (same numbers as one full
@@ -18,6 +19,13 @@ Training over candidates: cross-entropy over the candidates' scores of an exampl
 PET's hinge `sum_wrong max(0, 1 - (s_gold - s_wrong))` (`loss=hinge`; PET computed it on mean token
 log-likelihoods, i.e. with `normalize=mean`). Both are run options: `--scorer-option normalize=mean`,
 `--scorer-option loss=hinge`; the results record them under `scoring`.
+
+Training masks (fidelity item `candidate_train_masks`, masked LMs): `own` trains each candidate on the input it is
+evaluated with (its own mask count); `max` is PET's training input (timoschick/pet pet/pvp.py CopaPVP and RecordPVP
+`get_parts`: `num_masks = max(...)` over the example's candidates; pet/task_helpers.py CopaTaskHelper and
+RecordTaskHelper `train_step`: every candidate read on that one input, the shorter at its first masks, the rest
+ignored), as in the authors' PT-Fewshot (data_utils/task_pvps.py CopaPVP). Evaluation keeps each candidate's own
+count under both, as PET's `trim_input_ids` does. Causal LMs have no masks: `own` either way.
 
 Truncation: every candidate of an example sees the same input. The shortenable text (`{passage:shorten}`) is
 cut so that the *longest* candidate fits in `max_length`, and each shorter candidate keeps exactly that text.
@@ -39,10 +47,11 @@ from repro.core.model import PromptedLM
 from repro.core.template import Rendered, Template, TemplateError, word_token_ids
 from repro.errors import ConfigError
 from repro.scorers.base import Scorer, ScorerContext, register_scorer, require_target, scorer_options, training_examples
-from tasks.base import Example
+from repro.tasks.base import Example
 
 NORMALIZE = ("sum", "mean")
 LOSSES = ("ce", "hinge")
+TRAIN_MASKS = ("own", "max")  # fidelity item candidate_train_masks (see the module doc)
 
 
 @dataclass(frozen=True)
@@ -62,15 +71,26 @@ class CandidateOptions:
 
 # ------------------------------------------------------------------------------------------------ rendering
 def render_candidates(template: Template, tokenizer, example: Example, *, causal: bool,
-                      max_length: Optional[int]) -> list[Rendered]:
-    """One input per candidate of `example`, all with the same (possibly truncated) text; see the module doc."""
+                      max_length: Optional[int], masks: str = "own") -> list[Rendered]:
+    """One input per candidate of `example`, all with the same (possibly truncated) text; see the module doc.
+    `masks="max"` (masked LMs): every candidate on the input with the longest candidate's mask count, read at
+    its first masks (PET's training input)."""
+    if masks not in TRAIN_MASKS:
+        raise ConfigError(f"unknown candidate masks {masks!r}; valid: {', '.join(TRAIN_MASKS)}")
     ids = [word_token_ids(tokenizer, c, space_before=template.target_space_before) for c in example.candidates]
     longest = max(len(i) for i in ids)
+    shared = masks == "max" and not causal
     out: list[Optional[Rendered]] = [None] * len(ids)
     for k in sorted(range(len(ids)), key=lambda k: -len(ids[k])):  # the longest first: it names the failure
-        budget = None if max_length is None else max_length - (longest - len(ids[k]))
+        budget = None if max_length is None or shared else max_length - (longest - len(ids[k]))
         try:
-            out[k] = template.render(tokenizer, example.values, causal=causal, target_ids=ids[k], max_length=budget)
+            if shared:
+                r = template.render(tokenizer, example.values, causal=False, target_len=longest, max_length=budget)
+                r.target_positions, r.target_ids = r.target_positions[: len(ids[k])], list(ids[k])
+                out[k] = r
+            else:
+                out[k] = template.render(tokenizer, example.values, causal=causal, target_ids=ids[k],
+                                         max_length=budget)
         except TemplateError as err:
             raise TemplateError(
                 f"{example.uid}: candidate {example.candidates[k]!r} ({len(ids[k])} tokens) does not fit: {err}"
@@ -130,13 +150,16 @@ class CandidateScorer(Scorer):
         self.model: PromptedLM = ctx.model
         self.options = options
 
-    def render(self, example: Example) -> tuple[Rendered, ...]:
+    def render(self, example: Example, *, masks: str = "own") -> tuple[Rendered, ...]:
         ctx = self.ctx
         return tuple(render_candidates(ctx.template, ctx.tokenizer, example, causal=ctx.causal,
-                                       max_length=ctx.max_length))
+                                       max_length=ctx.max_length, masks=masks))
 
     def train_items(self, examples: Sequence[Example]) -> list[CandidateItem]:
-        return [CandidateItem(self.render(ex), int(ex.label)) for ex in training_examples(self.ctx, examples)]
+        """Training inputs in the layout fidelity item `candidate_train_masks` chooses (the module doc)."""
+        masks = self.ctx.fidelity.candidate_train_masks
+        return [CandidateItem(self.render(ex, masks=masks), int(ex.label))
+                for ex in training_examples(self.ctx, examples)]
 
     def scores(self, rendered: Sequence[Sequence[Rendered]]) -> list[torch.Tensor]:
         """Per example (its candidates' inputs), the candidates' scores `(K,)`; differentiable with gradients on."""
@@ -172,6 +195,7 @@ class CandidateScorer(Scorer):
             "normalize": self.options.normalize,
             "candidate_loss": self.options.loss,
             "truncation": "shortenable text cut to fit the longest candidate; every candidate sees the same text",
+            "train_masks": self.ctx.fidelity.candidate_train_masks if not self.ctx.causal else "own",
         }
 
 

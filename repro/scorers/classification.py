@@ -40,7 +40,7 @@ from repro.core.template import Rendered, word_token_ids
 from repro.errors import ConfigError, DataError
 from repro.methods import Style
 from repro.scorers.base import Scorer, ScorerContext, register_scorer
-from tasks.base import Example
+from repro.tasks.base import Example
 
 
 @dataclass

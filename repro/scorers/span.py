@@ -2,7 +2,7 @@
 span of the gold span's length, which the task judges against span1_text (PET's rule).
 
 Prediction: a masked LM fills as many masks as the gold span has tokens and takes the argmax token at each
-(one pass; PET filled them most-confident-first and added one extra mask); a causal LM generates that many
+(one pass; PET filled them most-confident-first; fidelity item `wsc_masks=pet` adds PET's extra masks); a causal LM generates that many
 tokens greedily after the pattern, on the pattern's key/value cache. Training: cross-entropy of the
 referent's tokens (PET's masked-LM loss on the positive examples). The decoding and the loss are read from
 `repro.core.inference`; this module renders the inputs and turns tokens back into text.
@@ -10,6 +10,7 @@ referent's tokens (PET's masked-LM loss on the positive examples). The decoding 
 
 from __future__ import annotations
 
+import random
 from typing import Any, Optional, Sequence
 
 import torch
@@ -19,8 +20,9 @@ from repro.core.backbone import BackboneKind
 from repro.core.inference import length_batches, predict_span_tokens, target_loss
 from repro.core.model import PromptedLM
 from repro.core.template import Rendered, Template, TemplateError, word_token_ids
+from repro.errors import ConfigError
 from repro.scorers.base import Scorer, ScorerContext, register_scorer, require_target, scorer_options, training_examples
-from tasks.base import Example
+from repro.tasks.base import Example
 
 
 def render_span_input(template: Template, tokenizer, example: Example, n_tokens: int, *, causal: bool,
@@ -44,6 +46,17 @@ SCORING = {
 }
 
 
+# Fidelity item `wsc_masks` (masked LMs): `exact` renders as many [MASK] as span1_text has tokens; `pet` follows
+# PET's WscPVP.get_parts (timoschick/pet pet/pvp.py; the authors' copy: THUDM/P-tuning
+# PT-Fewshot/data_utils/task_pvps.py): one mask more at evaluation, and in training 0-3 more (`rng.randint(0, 3)`,
+# drawn once per training example when it is encoded, from the PVP's `random.Random(seed)`, seed 42), whose
+# targets are <pad> (pet/task_helpers.py WscTaskHelper.add_special_input_features). Causal LMs have no masks and
+# keep the span's length either way (PET's WSC helper serves masked LMs only).
+PET_EVAL_EXTRA_MASKS = 1
+PET_TRAIN_EXTRA_MASKS = (0, 3)
+PET_PVP_SEED = 42
+
+
 class SpanScorer(Scorer):
     """WSC: train to produce the referent (span1_text) at the target; predict a span of the gold span's length
     (masked: argmax at each of its masks; causal: greedy generation). `predict` returns the predicted span
@@ -63,10 +76,21 @@ class SpanScorer(Scorer):
         return render_span_input(ctx.template, ctx.tokenizer, example, n_tokens, causal=ctx.causal,
                                  max_length=ctx.max_length, target_ids=target_ids)
 
+    @property
+    def pet_masks(self) -> bool:
+        """Fidelity item `wsc_masks=pet` on a masked LM: PET's extra masks (see PET_EVAL_EXTRA_MASKS)."""
+        return self.ctx.fidelity.wsc_masks == "pet" and not self.ctx.causal
+
     def train_items(self, examples: Sequence[Example]) -> list[Rendered]:
         items = []
+        rng = random.Random(PET_PVP_SEED)
+        pad = self.ctx.tokenizer.pad_token_id
+        if self.pet_masks and pad is None:
+            raise ConfigError("wsc_masks=pet trains the extra masks on <pad>, and this tokenizer has no pad token")
         for ex in training_examples(self.ctx, examples):
             ids = self.span_ids(ex)
+            if self.pet_masks:
+                ids = ids + [pad] * rng.randint(*PET_TRAIN_EXTRA_MASKS)
             items.append(self._render(ex, ids, len(ids)))
         return items
 
@@ -77,7 +101,8 @@ class SpanScorer(Scorer):
     @torch.no_grad()
     def predict(self, examples: Sequence[Example], *, desc: str = "eval") -> list[str]:
         self.model.eval()
-        lengths = [len(self.span_ids(ex)) for ex in examples]
+        extra = PET_EVAL_EXTRA_MASKS if self.pet_masks else 0
+        lengths = [len(self.span_ids(ex)) + extra for ex in examples]
         rendered = [self._render(ex, None, n) for ex, n in zip(examples, lengths)]
         batch_size = self.ctx.eval_batch_size
         with tqdm(total=len(length_batches(rendered, batch_size)), desc=desc, disable=self.ctx.quiet, leave=False,
@@ -86,8 +111,12 @@ class SpanScorer(Scorer):
         return [self.ctx.tokenizer.decode(t, skip_special_tokens=True).strip() for t in tokens]
 
     def describe(self) -> dict[str, Any]:
-        return {"scoring": SCORING[self.model.backbone.kind],
-                "training": "positive examples only, target span1_text (PET)"}
+        out = {"scoring": SCORING[self.model.backbone.kind],
+               "training": "positive examples only, target span1_text (PET)"}
+        if self.pet_masks:
+            out["masks"] = (f"PET's: span length + {PET_EVAL_EXTRA_MASKS} at evaluation, + randint"
+                            f"{PET_TRAIN_EXTRA_MASKS} <pad> targets in training")
+        return out
 
 
 def span_scorer(ctx: ScorerContext) -> SpanScorer:

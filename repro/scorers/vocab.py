@@ -17,7 +17,7 @@ from repro.core.inference import argmax_candidates, target_loss, target_row_loss
 from repro.core.template import Rendered
 from repro.errors import ConfigError
 from repro.scorers.base import Scorer, ScorerContext, register_scorer
-from tasks.base import Example
+from repro.tasks.base import Example
 
 
 class VocabScorer(Scorer):
