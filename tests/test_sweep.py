@@ -31,7 +31,7 @@ def lama_spec(backbone: Path, **changes) -> dict:
 
 
 def groups_of(spec: dict, shared_data: Path):
-    from tasks import lama as lama_data
+    from repro.tasks import lama as lama_data
 
     ids = [r.id for r in lama_data.load_relations(shared_data)]
     return expand(parse_spec(spec, relation_ids=ids), ids)

@@ -146,7 +146,7 @@ def expand(grids: Sequence[Grid], relation_ids: Optional[Sequence[str]] = None) 
 
 
 def _tasks(grid: Grid) -> list[str]:
-    from tasks.registry import trainable_task_names
+    from repro.tasks.registry import trainable_task_names
 
     return list(grid.tasks) if grid.tasks is not None else list(trainable_task_names())
 
@@ -185,7 +185,7 @@ def seeds_coupled(config) -> bool:
     """Whether a SuperGLUE config's seeds must run in one process, in order: `seed_rule=once` (each seed continues
     the stream of the one before) or a pattern search on the first seed (supervised P-tuning)."""
     from repro.experiment.superglue import RunPlan, searches_patterns
-    from tasks.registry import get_task
+    from repro.tasks.registry import get_task
 
     if config.choices.seed_rule == "once":
         return True

@@ -109,7 +109,7 @@ def load_groups(spec: Optional[Path], overrides: dict[str, Any], ws) -> list:
 
 def _relation_ids(ws) -> list[str]:
     from repro.data import data_root
-    from tasks import lama as lama_data
+    from repro.tasks import lama as lama_data
 
     return [r.id for r in lama_data.load_relations(data_root(ws.root))]
 

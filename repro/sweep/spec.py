@@ -149,14 +149,14 @@ def _grid(benchmark: str, values: dict[str, Any], relation_ids: Optional[list[st
     for backbone in grid.backbones:
         check_backbone(backbone)
     if benchmark == "lama":
-        from tasks.lama import VOCAB_STRATEGIES
+        from repro.tasks.lama import VOCAB_STRATEGIES
 
         _check_choices("vocab", grid.vocabs, VOCAB_STRATEGIES)
         grid.relations = _names_or_all(values.get("relations"))
         if grid.relations is not None and relation_ids is not None:
             _check_choices("relation", grid.relations, relation_ids)
     else:
-        from tasks.base import SETTINGS
+        from repro.tasks.base import SETTINGS
 
         _check_choices("setting", grid.settings, SETTINGS)
         grid.tasks = _tasks(values.get("tasks"))
@@ -183,7 +183,7 @@ def _names_or_all(value: Any) -> Optional[list[str]]:
 
 def _tasks(value: Any) -> Optional[list[str]]:
     """Task names (None: every trainable task); a diagnostic names the task whose model evaluates it."""
-    from tasks.registry import get_task, task_names
+    from repro.tasks.registry import get_task, task_names
 
     names = _names_or_all(value)
     if names is None:

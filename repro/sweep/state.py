@@ -92,7 +92,7 @@ def cell_state(cell: Cell, ws: Workspace) -> CellState:
 
 @lru_cache(maxsize=8)
 def _relations(root: Path) -> dict[str, Any]:
-    from tasks import lama as lama_data
+    from repro.tasks import lama as lama_data
 
     return {r.id: r for r in lama_data.get_relations(root)}
 
@@ -123,7 +123,7 @@ def _superglue_state(cell: Cell, ws: Workspace) -> CellState:
     from repro.experiment import superglue as sg
     from repro.experiment.engine import keyed_fields, keyed_path, other_keyed
     from repro.experiment.fingerprints import differences, fields_fingerprint
-    from tasks.registry import get_task
+    from repro.tasks.registry import get_task
 
     config, group = cell.config(), cell.group
     train_task = get_task(config.train_task)
@@ -155,7 +155,7 @@ def _superglue_state(cell: Cell, ws: Workspace) -> CellState:
 def _superglue_fields(ws: Workspace, config) -> dict[str, Any]:
     """What decides the run's seeds' numbers (its resume folder's key), as `run_superglue` computes it."""
     from repro.experiment.superglue import run_fields
-    from tasks.registry import get_task
+    from repro.tasks.registry import get_task
 
     train_task = get_task(config.train_task)
     return run_fields(ws, config, train_task, [train_task] + [get_task(n) for n in train_task.diagnostics])
@@ -211,7 +211,7 @@ def assembled(group: Group, ws: Workspace, states: Optional[Sequence[CellState]]
                 return False
         return True
     from repro.experiment.fingerprints import fields_fingerprint
-    from tasks.registry import get_task
+    from repro.tasks.registry import get_task
 
     config = group.config()
     fingerprint = fields_fingerprint(_superglue_fields(ws, config))
