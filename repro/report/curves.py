@@ -10,13 +10,13 @@ Dev score solid (left axis), loss dashed (right axis). Written under `<plots>/cu
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any
 
 from matplotlib.figure import Figure
 
+from repro.report.facts import raw
 from repro.report.plots import COLORS, save
 from repro.report.results import Result
 from repro.report.text import slug
@@ -24,18 +24,11 @@ from repro.report.text import slug
 History = list[dict[str, Any]]
 
 
-def _read(path: Path) -> dict[str, Any]:
-    try:
-        return json.loads(Path(path).read_text())
-    except (OSError, json.JSONDecodeError):
-        return {}
-
-
 def lama_histories(result: Result) -> dict[str, History]:
     """Relation id -> its training history, from the relation files beside a LAMA summary."""
     out = {}
     for relation in result.relations:
-        history = (_read(result.path.parent / f"{relation.relation}.json").get("training") or {}).get("history")
+        history = (raw(result.path.parent / f"{relation.relation}.json").get("training") or {}).get("history")
         if history:
             out[relation.relation] = history
     return out
@@ -43,7 +36,7 @@ def lama_histories(result: Result) -> dict[str, History]:
 
 def superglue_histories(result: Result) -> dict[str, History]:
     """Seed -> its training history, from a SuperGLUE result file."""
-    training = _read(result.path).get("training") or {}
+    training = raw(result.path).get("training") or {}
     return {seed: t["history"] for seed, t in training.items() if isinstance(t, dict) and t.get("history")}
 
 
