@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
+from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
 from typing import Any, Optional
@@ -53,9 +54,59 @@ def environment(dtype: str = "float32", device: str = "cpu") -> dict[str, Any]:
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "device": device,
+        "gpu_model": gpu_model(device),
+        "bf16_path": bf16_path() if device == "cpu" else None,
         "dtype": dtype,
         "packages": versions,
     }
+
+
+def gpu_model(device: str) -> Optional[str]:
+    """The GPU's name when the run used one (None on CPU)."""
+    import torch
+
+    if not device.startswith("cuda") or not torch.cuda.is_available():
+        return None
+    return torch.cuda.get_device_name(torch.device(device))
+
+
+BF16_FLAGS = ("amx_bf16", "avx512_bf16", "avx512f", "avx2")  # /proc/cpuinfo flags that decide oneDNN's bf16 kernels
+_PROBE = "import torch; a = torch.ones(64, 64, dtype=torch.bfloat16); a @ a"
+
+
+@lru_cache(maxsize=1)
+def bf16_path() -> dict[str, Any]:
+    """How this CPU computes bf16 matmuls: oneDNN's ISA and the kernel one bf16 matmul runs (a child process with
+    ONEDNN_VERBOSE=1, which oneDNN reads once at start, so it cannot be switched on here), the CPU's bf16 flags,
+    and ONEDNN_MAX_CPU_ISA if set. bf16 results differ between AMX and AVX512-BF16 kernels (REPRODUCING.md,
+    "Known spread"), so every result names its path. Measured once per process (about 2 s)."""
+    found: dict[str, Any] = {"onednn_isa": None, "bf16_matmul_kernel": None,
+                             "cpu_flags": _cpu_flags(BF16_FLAGS),
+                             "onednn_max_cpu_isa": os.environ.get("ONEDNN_MAX_CPU_ISA")}
+    env = {**os.environ, "ONEDNN_VERBOSE": "1", "OMP_NUM_THREADS": "1"}
+    try:
+        out = subprocess.run([sys.executable, "-c", _PROBE], env=env, capture_output=True, text=True, timeout=120).stdout
+    except (OSError, subprocess.SubprocessError):
+        return found
+    for line in out.splitlines():
+        parts = line.split(",")
+        if ",info,cpu,isa:" in line:
+            found["onednn_isa"] = line.split("isa:", 1)[1].strip()
+        elif len(parts) > 5 and parts[2:5] == ["primitive", "exec", "cpu"] and parts[5] == "matmul":
+            found["bf16_matmul_kernel"] = parts[6]
+    return found
+
+
+def _cpu_flags(wanted: tuple[str, ...]) -> list[str]:
+    """Which of `wanted` /proc/cpuinfo lists for this CPU (empty where there is no /proc/cpuinfo)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                have = set(line.split(":", 1)[1].split())
+                return [f for f in wanted if f in have]
+    except OSError:
+        pass
+    return []
 
 
 def cpu_model() -> str:

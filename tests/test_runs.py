@@ -185,3 +185,17 @@ def test_report_writes_reproducing_only_for_the_project_results(tmp_path):
     assert reproducing_path(args(results=PROJECT_ROOT / "results")) == PROJECT_ROOT / "REPRODUCING.md"
     assert reproducing_path(args(results=tmp_path, reproducing=tmp_path / "R.md")) == tmp_path / "R.md"
     assert reproducing_path(args(no_reproducing=True)) is None
+
+
+def test_results_record_the_cpu_and_its_bf16_path():
+    """Known spread (issue 16): bf16 numbers differ between AMX and AVX512-BF16 kernels, so every result names
+    the CPU, oneDNN's ISA and the kernel a bf16 matmul ran with (a child process with ONEDNN_VERBOSE=1)."""
+    from repro.results import BF16_FLAGS, environment
+
+    env = environment("bfloat16", "cpu")
+    path = env["bf16_path"]
+    assert env["cpu_model"] and env["gpu_model"] is None
+    assert path["onednn_isa"] and path["bf16_matmul_kernel"]  # e.g. "brg_matmul:avx10_1_512_amx"
+    assert set(path["cpu_flags"]) <= set(BF16_FLAGS)
+    if "amx_bf16" in path["cpu_flags"] and not path["onednn_max_cpu_isa"]:
+        assert "amx" in path["bf16_matmul_kernel"].lower()  # oneDNN picks the AMX kernel where the CPU has it

@@ -106,6 +106,10 @@ def test_cells_are_single_runs_and_coupled_seeds_stay_together(tiny_dirs, shared
     assert [g.key for g in lama] == ["lama/gpt2/mp-full", "lama/gpt2/ptuning-full"]
     assert [c.config().relations for c in lama[1].cells()] == [[r] for r in RELATIONS]
     assert all(c.config().sequential for c in lama[1].cells())
+    seeded = groups_of({**lama_spec(tiny_dirs["gpt2"]), "seeds": 3}, shared_data)  # MP trains nothing: once
+    assert [(g.key, g.config().seeds) for g in seeded] == [
+        ("lama/gpt2/mp-full", [34]), ("lama/gpt2/ptuning-full", [34]), ("lama/gpt2/ptuning-full/seed35", [35]),
+        ("lama/gpt2/ptuning-full/seed36", [36])]
     sg = expand(parse_spec({"benchmark": "superglue", "tasks": "cb,axb", "methods": "mp,ptuning", "seeds": 3}))
     assert {g.key: g.units for g in sg} == {
         "superglue/fewshot/smollm2-135m/mp/cb": [42], "superglue/fewshot/smollm2-135m/mp/rte": [42],

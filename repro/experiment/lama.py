@@ -8,6 +8,9 @@ its pretrained weights before each relation), pick the best-dev epoch, and take 
 allowed vocabulary. One `Pxx.json` per relation and a `summary.json` with macro (mean over relations, as the
 paper's tables) and micro (over facts) P@1, rebuilt after every run from all finished relation files of the
 same settings in the run folder (`runs/lama/<backbone>/<method>-<vocab>/` unless `--results` says otherwise).
+Seeds (`--seeds 3`: 34, 35, 36): the authors' seed 34 writes its relation files in the run folder itself, any
+other seed S in its `seed<S>/` folder inside it; the one `summary.json` holds every seed's macro and micro P@1
+and their mean ± std (`statistics.stdev`, as SuperGLUE's), and per relation the mean, std and per-seed P@1.
 A finished relation is reused only when every field that decides its numbers matches
 (`repro.experiment.fingerprints`: config, threads, device kind, scorer code, data file hashes); otherwise it is
 recomputed and the run says why. An interrupted relation resumes from its checkpoint in the run folder's
@@ -23,10 +26,11 @@ at a time for every method.
 from __future__ import annotations
 
 import shutil
+import sys
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, ClassVar, Mapping, Optional
+from typing import Any, Callable, ClassVar, Mapping, Optional, Sequence
 
 from tqdm.auto import tqdm
 
@@ -107,8 +111,6 @@ class LamaConfig(RunConfig):
             self.fidelity_items = {**fid.parse_items(self.fidelity_items), "lama_mask_order": self.mask_order}
         super().__post_init__()
         self.mask_order = self.choices.lama_mask_order
-        if len(self.seeds) != 1:
-            raise ConfigError(f"a LAMA run takes one seed per command, got {self.seeds}")
 
     def apply_preset(self, preset: Preset) -> None:
         self.dtype = self.dtype or preset.dtype
@@ -122,7 +124,14 @@ class LamaConfig(RunConfig):
 
     @property
     def seed(self) -> int:
+        """The seed of a one-seed config (`for_seed`); of a several-seed one, its first."""
         return self.seeds[0]
+
+    def for_seed(self, seed: int) -> "LamaConfig":
+        """The same settings with one seed: what one seed's relation files are computed (and fingerprinted) with,
+        the config a command with that one seed builds (`mask_order` left for `fidelity_items` to carry, which
+        holds it when it was given)."""
+        return replace(self, seeds=[seed], mask_order="")
 
     def default_encoder_hidden(self, dim: int) -> int:
         """The authors' LAMA encoder: LSTM of half the embedding size per direction; MLP as wide as it."""
@@ -194,20 +203,67 @@ def output_dir(results_root: Path, backbone_name: str, config: LamaConfig) -> Pa
 
 
 def run_lama(config: LamaConfig, *, backbone: Optional[Backbone] = None, **where: Any) -> dict[str, Any]:
-    """Run every requested relation (reusing finished ones whose fingerprint fields all match, saying why the
-    others are recomputed), write the per-relation files, and rebuild the summary from every finished relation
-    file of these settings in the run folder (a subset run never shrinks it).
+    """Run every requested relation for every seed (reusing finished ones whose fingerprint fields all match,
+    saying why the others are recomputed), write the per-relation files, and rebuild the summary from every
+    finished relation file of these settings in the run folder, every seed's (a subset run never shrinks it).
     `where`: the `Workspace` fields (root, results_root, runs_root, device, threads, quiet)."""
     ws = Workspace(**where)
     root, backbone, record = ws.open(config, backbone)
-    quiet = ws.quiet
-    relations = lama_data.get_relations(root, config.relations)
-    method = config.method_entry
     config.backbone_kind = "causal" if backbone.is_causal else "masked"
-    pristine = PristineLM(backbone, method)
     vocab_key = config.vocab_key or lama_data.matching_vocab_key(root, config.vocab, backbone.tokenizer)
     vocab = lama_data.allowed_vocab(root, config.vocab, backbone.tokenizer, tokenizer_key=vocab_key, space_before=True)
     out_dir = output_dir(ws.results_root, backbone.name, config)
+    pristine = PristineLM(backbone, config.method_entry)
+    seeds = config.seeds
+    if config.zero_shot and len(seeds) > 1:  # nothing random: every seed would score the same
+        print(f"{config.method} trains nothing: evaluated once, with seed {seeds[0]}", file=sys.stderr)
+        seeds = seeds[:1]
+    computed = {seed: _run_seed(config.for_seed(seed), ws, root, backbone, pristine, vocab, record,
+                                seed_folder(out_dir, seed))
+                for seed in seeds}
+
+    everything = {r.id: r for r in lama_data.get_relations(root)}
+    per_seed: dict[int, dict[str, dict[str, Any]]] = {}
+    excluded: dict[str, str] = {}
+    for seed in seeds_in_folder(out_dir, seeds):
+        seed_config = config.for_seed(seed)
+        found, left_out = finished_in_folder(
+            seed_folder(out_dir, seed), everything, computed.get(seed, {}),
+            lambda rid: fields_fingerprint(relation_fields(ws, root, seed_config, everything[rid])))
+        if found:
+            per_seed[seed] = found
+        excluded.update({(rid if seed == DEFAULT_SEED else f"seed{seed}/{rid}"): why for rid, why in left_out.items()})
+    summary = _summary(per_seed, list(everything), config, backbone, vocab, record, excluded)
+    write_result(out_dir / "summary.json", summary)
+    return summary
+
+
+DEFAULT_SEED = LamaConfig.DEFAULT_SEEDS[0]
+
+
+def seed_folder(run_dir: Path, seed: int) -> Path:
+    """Where one seed's relation files (and resume state) live: the run folder itself for the authors' seed (the
+    default, so a one-seed run keeps the layout every reader knows), `seed<S>/` inside it for any other."""
+    return run_dir if seed == DEFAULT_SEED else run_dir / f"seed{seed}"
+
+
+def seeds_in_folder(run_dir: Path, also: Sequence[int] = ()) -> list[int]:
+    """The seeds with relation files in a run folder (the default seed's at its top, `seed<S>/` folders), and
+    `also` (this run's), in ascending order."""
+    seeds = set(also)
+    if any(p.name != "summary.json" for p in run_dir.glob("*.json")):
+        seeds.add(DEFAULT_SEED)
+    seeds.update(int(p.name[4:]) for p in run_dir.glob("seed*") if p.is_dir() and p.name[4:].isdigit())
+    return sorted(seeds)
+
+
+def _run_seed(config: LamaConfig, ws: Workspace, root: Path, backbone: Backbone, pristine: PristineLM,
+              vocab: lama_data.AllowedVocab, record: RunRecord, out_dir: Path) -> dict[str, dict[str, Any]]:
+    """One seed's relations (`config` has one seed) into `out_dir`: reused or computed; their results by id.
+    `pristine`: the LM's pretrained weights, taken once per command (a trained LM is restored before each unit)."""
+    relations = lama_data.get_relations(root, config.relations)
+    method = config.method_entry
+    quiet = ws.quiet
     state = ws.state_dir(out_dir)
 
     def fields_of(relation: lama_data.Relation) -> dict[str, Any]:
@@ -238,23 +294,18 @@ def run_lama(config: LamaConfig, *, backbone: Optional[Backbone] = None, **where
         per_relation[unit.relation.id] = done
 
     shares_lm = not method.trains_backbone and not config.sequential and pending
+    desc = f"{config.method} {backbone.name}" + (f" seed {config.seed}" if config.seed != DEFAULT_SEED else "")
     if shares_lm and method.zero_shot:
         _evaluate_together(pending, backbone, config, finish)
     elif shares_lm and can_train_jointly(method, config.train):
         joint_fields = {**ws.unit_fields(config.fingerprint_data(), {}),
                         "relations": {r.id: fields_fingerprint(fields_of(r)) for r in relations}}
-        _train_together(pending, backbone, config, keyed_dir(state / JOINT_DIR, joint_fields), finish)
+        _train_together(pending, backbone, config, keyed_dir(state / JOINT_DIR, joint_fields), finish, desc)
     else:
-        for unit in tqdm(pending, desc=f"{config.method} {backbone.name}", disable=quiet, unit="rel"):
+        for unit in tqdm(pending, desc=desc, disable=quiet, unit="rel"):
             pristine.reset()
             finish(unit, *unit.run())
-
-    everything = {r.id: r for r in lama_data.get_relations(root)}
-    folder, excluded = finished_in_folder(out_dir, everything, per_relation,
-                                          lambda rid: fields_fingerprint(fields_of(everything[rid])))
-    summary = _summary(folder, config, backbone, vocab, record, excluded)
-    write_result(out_dir / "summary.json", summary)
-    return summary
+    return per_relation
 
 
 JOINT_DIR = "_joint"  # under the run's resume state: the checkpoint of a joint pass (keyed by its fields)
@@ -343,7 +394,7 @@ def _evaluate_together(units: list["RelationUnit"], backbone: Backbone, config: 
 
 
 def _train_together(units: list["RelationUnit"], backbone: Backbone, config: LamaConfig, checkpoint_dir: Path,
-                    finish) -> None:
+                    finish, desc: str) -> None:
     """P-tuning on a frozen LM: every trainable relation's encoder in one joint pass (`repro.experiment.joint`);
     a relation is tested and written as soon as it finishes (relations that finish together share the test pass)."""
     started = time.perf_counter()
@@ -376,7 +427,7 @@ def _train_together(units: list["RelationUnit"], backbone: Backbone, config: Lam
 
     fit_together(joint, members, [d.train for d in data], [d.dev for d in data], config.train,
                  checkpoint_dir=checkpoint_dir, on_done=on_done,
-                 desc=f"{config.method} {backbone.name} ({len(ready)} relations jointly)", quiet=quiet,
+                 desc=f"{desc} ({len(ready)} relations jointly)", quiet=quiet,
                  selection=config.choices.selection)
     _remove_state(checkpoint_dir)
 
@@ -509,10 +560,17 @@ class RelationUnit:
         }
 
 
-def _summary(per_relation: dict[str, dict[str, Any]], config: LamaConfig, backbone: Backbone, vocab,
-             record: RunRecord, excluded: Optional[dict[str, str]] = None) -> dict[str, Any]:
+def _summary(per_seed: dict[int, dict[str, dict[str, Any]]], data_order: Sequence[str], config: LamaConfig,
+             backbone: Backbone, vocab, record: RunRecord, excluded: Optional[dict[str, str]] = None) -> dict[str, Any]:
+    """The run folder's summary over its seeds (`counted_seeds`): per seed macro and micro P@1, their mean ± std,
+    and per relation the mean, std and per-seed P@1 (one seed: its numbers, std 0)."""
+    counted, relation_ids = counted_seeds(per_seed, data_order)
+    per_relation = {rid: next(rels[rid] for rels in per_seed.values() if rid in rels) for rid in relation_ids}
+    by_seed = {seed: metrics.lama_summary({rid: (r["correct"], r["kept"]) for rid, r in per_seed[seed].items()
+                                           if r.get("p_at_1") is not None})
+               for seed in counted}
+    totals = {key: metrics.mean_std([by_seed[s][key] for s in counted]) for key in ("macro_p_at_1", "micro_p_at_1")}
     evaluated = {rid: r for rid, r in per_relation.items() if r.get("p_at_1") is not None}
-    summary_metrics = metrics.lama_summary({rid: (r["correct"], r["kept"]) for rid, r in evaluated.items()})
     skipped = {rid: r["skipped"] for rid, r in per_relation.items() if r.get("skipped")}
     partial = sorted(rid for rid, r in per_relation.items() if r.get("partial"))
     notes = [
@@ -520,6 +578,13 @@ def _summary(per_relation: dict[str, dict[str, Any]], config: LamaConfig, backbo
         "micro_p_at_1: share of all kept test facts predicted right",
         f"vocabulary: {vocab.description}",
     ]
+    if len(counted) > 1:
+        notes.append(f"seeds {', '.join(map(str, counted))}: macro and micro P@1 are the mean over seeds of each "
+                     "seed's value, std their sample standard deviation; per relation likewise")
+    left_out = [s for s in per_seed if s not in counted]
+    if left_out:
+        notes.append("seeds left out (fewer finished relations than the others): "
+                     + ", ".join(f"{s} ({len(per_seed[s])} relations)" for s in left_out))
     if partial:
         notes.append(f"test files rebuilt (partial) for {', '.join(partial)}: see the data root's PARTIAL.tsv")
     if skipped:
@@ -527,34 +592,72 @@ def _summary(per_relation: dict[str, dict[str, Any]], config: LamaConfig, backbo
     if excluded:
         notes.append("relation files in this folder left out of the summary: "
                      + ", ".join(f"{k} ({v})" for k, v in excluded.items()))
+
+    def relation_entry(rid: str, r: dict[str, Any]) -> dict[str, Any]:
+        entry = {"p_at_1": None, "kept": r["kept"], "dropped": r["dropped"], "partial": r["partial"],
+                 "partial_reason": r.get("partial_reason")}
+        if r.get("skipped"):
+            return {**entry, "skipped": r["skipped"]}
+        values = {str(s): per_seed[s][rid]["p_at_1"] for s in counted}
+        mean, std = metrics.mean_std(list(values.values()))
+        return {**entry, "p_at_1": mean, "p_at_1_std": std, "seeds": values}
+
     return record.stamp({
         "schema": LAMA_SUMMARY_SCHEMA,
-        "config": {**config.to_dict(), "relations": list(per_relation)},
+        "config": {**config.to_dict(), "seeds": counted, "seed": counted[0] if counted else config.seed,
+                   "relations": list(per_relation)},
         "backbone_name": backbone.name,
         "backbone_source": backbone.source,
-        "macro_p_at_1": summary_metrics["macro_p_at_1"],
-        "micro_p_at_1": summary_metrics["micro_p_at_1"],
+        "macro_p_at_1": totals["macro_p_at_1"][0],
+        "micro_p_at_1": totals["micro_p_at_1"][0],
+        "std": {key: value[1] for key, value in totals.items()},
+        "seeds": {str(s): {key: by_seed[s][key] for key in totals} for s in counted},
         "metric": describe_metric("lama", "default"),
         "n_relations": len(evaluated),
         "n_facts": sum(r["kept"] for r in evaluated.values()),
-        "relations": {
-            rid: {"p_at_1": r.get("p_at_1"), "kept": r["kept"], "dropped": r["dropped"], "partial": r["partial"],
-                  "partial_reason": r.get("partial_reason"), **({"skipped": r["skipped"]} if r.get("skipped") else {})}
-            for rid, r in per_relation.items()
-        },
+        "relations": {rid: relation_entry(rid, r) for rid, r in per_relation.items()},
         "partial": bool(partial),
         "notes": notes,
     })
 
 
+def counted_seeds(per_seed: Mapping[int, Mapping[str, dict[str, Any]]],
+                  data_order: Sequence[str]) -> tuple[list[int], list[str]]:
+    """(the seeds a summary averages, its relations in `data_order`). The relations: every one finished by some
+    seed; the seeds: those that finished all of them. When no seed did (subset runs of different relations),
+    the relations of the seed with the most, and the seeds that finished those. A seed's macro P@1 is over its
+    own relations, so only seeds over the same relations are averaged."""
+    if not per_seed:
+        return [], []
+    union = set().union(*per_seed.values())
+    covering = [s for s, rels in sorted(per_seed.items()) if set(rels) >= union]
+    if not covering:
+        union = set(max(sorted(per_seed.items()), key=lambda item: len(item[1]))[1])
+        covering = [s for s, rels in sorted(per_seed.items()) if set(rels) >= union]
+    return covering, [rid for rid in data_order if rid in union]
+
+
 def format_summary(summary: dict[str, Any]) -> str:
+    """The summary as a terminal table; with several seeds, mean ± std per relation and for the totals."""
     cfg = summary["config"]
-    lines = [f"LAMA {cfg['method']} on {cfg['backbone']} (vocab {cfg['vocab']}, preset {cfg['preset']})",
-             f"{'relation':<10}{'P@1':>8}{'kept':>7}{'dropped':>9}"]
+    seeds = list(summary.get("seeds") or [])
+    several = len(seeds) > 1
+    std = summary.get("std") or {}
+
+    def value(mean: Optional[float], spread: Optional[float], digits: int = 1) -> str:
+        if mean is None:
+            return "skipped"
+        return f"{mean:.{digits}f} ± {spread:.{digits}f}" if several and spread is not None else f"{mean:.{digits}f}"
+
+    lines = [f"LAMA {cfg['method']} on {cfg['backbone']} (vocab {cfg['vocab']}, preset {cfg['preset']}"
+             + (f", seeds {', '.join(seeds)}" if several else "") + ")",
+             f"{'relation':<10}{'P@1':>{14 if several else 8}}{'kept':>7}{'dropped':>9}"]
     for rid, r in summary["relations"].items():
-        p = "skipped" if r.get("p_at_1") is None else f"{r['p_at_1']:.1f}"
-        lines.append(f"{rid + ('*' if r['partial'] else ''):<10}{p:>8}{r['kept']:>7}{r['dropped']:>9}")
-    lines.append(f"macro P@1 {summary['macro_p_at_1']:.2f} over {summary['n_relations']} relations; "
-                 f"micro P@1 {summary['micro_p_at_1']:.2f} over {summary['n_facts']} facts "
-                 "(* = test file rebuilt, see PARTIAL.tsv)")
+        cell = value(r.get("p_at_1"), r.get("p_at_1_std"))
+        lines.append(f"{rid + ('*' if r['partial'] else ''):<10}{cell:>{14 if several else 8}}{r['kept']:>7}{r['dropped']:>9}")
+    macro = value(summary["macro_p_at_1"], std.get("macro_p_at_1"), 2)
+    micro = value(summary["micro_p_at_1"], std.get("micro_p_at_1"), 2)
+    lines.append(f"macro P@1 {macro} over {summary['n_relations']} relations; micro P@1 {micro} over "
+                 f"{summary['n_facts']} facts" + (" (mean ± std over seeds)" if several else "")
+                 + " (* = test file rebuilt, see PARTIAL.tsv)")
     return "\n".join(lines)

@@ -34,22 +34,28 @@ def _rows(result: Result) -> list[dict[str, Any]]:
               "method": result.method, "preset": result.preset, "fidelity": level, "fidelity_choices": choices,
               "commit": result.git_commit, "path": result.display}
     rows: list[dict[str, Any]] = []
-    if result.kind == "lama":
-        seed = (result.config.get("seeds") or [None])[0]
-        for metric, value in result.metrics.items():
-            rows.append({**common, "task": LAMA_ALL, "seed": seed, "metric": metric, "value": value,
-                         "partial": result.partial})
+    if result.kind == "lama":  # one row per seed (a summary over several seeds holds each seed's numbers)
+        first = str((result.config.get("seeds") or [""])[0])
+        for seed, values in (result.seed_metrics or {first: result.metrics}).items():
+            for metric, value in values.items():
+                rows.append({**common, "task": LAMA_ALL, "seed": _seed(seed), "metric": metric, "value": value,
+                             "partial": result.partial})
         for relation in result.relations:
             if relation.p_at_1 is not None:
-                rows.append({**common, "task": relation.relation, "seed": seed, "metric": "p_at_1",
-                             "value": relation.p_at_1, "partial": relation.partial})
+                for seed, value in (relation.seeds or {first: relation.p_at_1}).items():
+                    rows.append({**common, "task": relation.relation, "seed": _seed(seed), "metric": "p_at_1",
+                                 "value": value, "partial": relation.partial})
         return rows
     per_seed = result.seed_metrics or {str((result.config.get("seeds") or [None])[0]): result.metrics}
     for seed, values in per_seed.items():
         for metric, value in values.items():
-            rows.append({**common, "task": result.task, "seed": int(seed) if seed.isdigit() else None,
+            rows.append({**common, "task": result.task, "seed": _seed(seed),
                          "metric": metric, "value": value, "partial": result.partial})
     return rows
+
+
+def _seed(text: str):
+    return int(text) if text.isdigit() else None
 
 
 def to_frame(results: list[Result]) -> pd.DataFrame:

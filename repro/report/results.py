@@ -39,6 +39,7 @@ class RelationResult:
     partial: bool = False
     partial_reason: str = ""
     skipped: str = ""
+    seeds: dict[str, float] = field(default_factory=dict)  # seed -> P@1 (a summary over several seeds)
 
 
 @dataclass(frozen=True, eq=False)
@@ -68,7 +69,7 @@ class Result:
     git_commit: str = ""
     environment: dict[str, Any] = field(default_factory=dict)
     wall_time_s: Optional[float] = None
-    seed_metrics: dict[str, dict[str, float]] = field(default_factory=dict)  # seed -> metrics (SuperGLUE)
+    seed_metrics: dict[str, dict[str, float]] = field(default_factory=dict)  # seed -> metrics
     config: dict[str, Any] = field(default_factory=dict)  # the run's config as recorded (fidelity choices, seed)
 
 
@@ -179,13 +180,16 @@ def _parse_lama(path: Path, display: str, data: dict[str, Any]) -> Result:
         reasons += (f"macro over {evaluated} of the {LAMA_RELATIONS} T-REx relations",)
     partial = bool(data.get("partial", False)) or bool(reasons)
     reasons = reasons or notes
+    seeds = _seed_metrics(data.get("seeds"))  # several seeds: macro/micro are their mean, `std` their spread
+    std = {k: _number(data, f"std.{k}") for k in _get(data, "std", dict, {}) if k in metrics}
     return Result(
         path=Path(path), display=display, kind="lama",
         backbone=canonical_backbone(_backbone_name(data)),
         backbone_name=_backbone_name(data), backbone_kind=_backbone_kind(data),
-        method=_get(data, "config.method", str), setting=vocab, task="lama", metrics=metrics,
-        preset=str(config.get("preset") or ""), n_seeds=1, partial=partial, partial_reasons=_reasons(partial, reasons), notes=notes,
-        relations=relations, **_provenance(data),
+        method=_get(data, "config.method", str), setting=vocab, task="lama", metrics=metrics, std=std,
+        preset=str(config.get("preset") or ""), n_seeds=max(1, len(seeds)), partial=partial,
+        partial_reasons=_reasons(partial, reasons), notes=notes, relations=relations, seed_metrics=seeds,
+        **_provenance(data),
     )
 
 
@@ -218,7 +222,7 @@ def _parse_superglue(path: Path, display: str, data: dict[str, Any]) -> Result:
 
 
 def _seed_metrics(seeds: Any) -> dict[str, dict[str, float]]:
-    """`seeds` of a SuperGLUE file: seed -> {metric: value}; values that are not finite numbers are refused."""
+    """`seeds` of a result file: seed -> {metric: value}; values that are not finite numbers are refused."""
     if not isinstance(seeds, dict):
         return {}
     out = {}
@@ -243,8 +247,17 @@ def _parse_relation(name: str, value: Any) -> RelationResult:
         relation=name, p_at_1=None if p_at_1 is None else float(p_at_1),
         kept=kept if isinstance(kept, int) else None, dropped=dropped if isinstance(dropped, int) else None,
         partial=bool(value.get("partial", False)), partial_reason=str(value.get("partial_reason") or ""),
-        skipped=skipped,
+        skipped=skipped, seeds=_relation_seeds(name, value.get("seeds")),
     )
+
+
+def _relation_seeds(name: str, seeds: Any) -> dict[str, float]:
+    """`relations.<id>.seeds` of a several-seed LAMA summary: seed -> P@1."""
+    if seeds is None:
+        return {}
+    if not isinstance(seeds, dict) or not all(_is_number(v) for v in seeds.values()):
+        raise _Invalid(f"field 'relations.{name}.seeds' is not an object of finite numbers")
+    return {str(k): float(v) for k, v in seeds.items()}
 
 
 def _relation_reasons(relations: tuple[RelationResult, ...]) -> tuple[str, ...]:

@@ -132,7 +132,8 @@ def expand(grids: Sequence[Grid], relation_ids: Optional[Sequence[str]] = None) 
                     if grid.seeds is not None:
                         base["seeds"] = list(grid.seeds)
                     if grid.benchmark == "lama":
-                        groups += [_lama_group(grid, base, vocab, kind, name, relation_ids) for vocab in grid.vocabs]
+                        groups += [group for vocab in grid.vocabs
+                                   for group in _lama_groups(grid, base, vocab, kind, name, relation_ids)]
                     else:
                         groups += [_superglue_group(grid, base, setting, task, kind, name)
                                    for setting in grid.settings for task in _tasks(grid)]
@@ -151,20 +152,24 @@ def _tasks(grid: Grid) -> list[str]:
     return list(grid.tasks) if grid.tasks is not None else list(trainable_task_names())
 
 
-def _lama_group(grid: Grid, base: dict[str, Any], vocab: str, kind: str, name: str,
-                relation_ids: Optional[Sequence[str]]) -> Group:
-    from repro.experiment.lama import run_name
+def _lama_groups(grid: Grid, base: dict[str, Any], vocab: str, kind: str, name: str,
+                 relation_ids: Optional[Sequence[str]]) -> list[Group]:
+    """One group per seed (a seed's relation files have their own folder, `repro.experiment.lama.seed_folder`;
+    the run's one summary averages them); a method that trains nothing, the first seed only (as `run_lama`)."""
+    from repro.experiment.lama import DEFAULT_SEED, run_name
 
-    if len(base.get("seeds", [])) > 1:
-        raise ConfigError(f"a LAMA run takes one seed, got {base['seeds']}: several seeds would write the same "
-                          "results folder (lama/<backbone>/<method>-<vocab>)")
     units = list(grid.relations) if grid.relations is not None else list(relation_ids or ())
     if not units:
         raise ConfigError("the sweep's LAMA relations are unknown: give relations or a data root with LAMA")
     kwargs = {**base, "vocab": vocab, "relations": grid.relations, "backbone_kind": kind}
-    group = Group("lama", kwargs, dict(grid.train), "", units, kind, name)
-    group.key = f"lama/{name}/{run_name(group.config())}"
-    return group
+    config = Group("lama", kwargs, dict(grid.train), "", units, kind, name).config()
+    seeds = config.seeds[:1] if config.zero_shot else config.seeds
+    groups = []
+    for seed in seeds:
+        group = Group("lama", {**kwargs, "seeds": [seed]}, dict(grid.train), "", list(units), kind, name)
+        group.key = f"lama/{name}/{run_name(group.config())}" + (f"/seed{seed}" if seed != DEFAULT_SEED else "")
+        groups.append(group)
+    return groups
 
 
 def _superglue_group(grid: Grid, base: dict[str, Any], setting: str, task: str, kind: str, name: str) -> Group:

@@ -67,9 +67,17 @@ def failure_path(ws: Workspace, key: str) -> Path:
 
 
 def lama_dir(ws: Workspace, group: Group) -> Path:
+    """The run folder of a LAMA group (its summary.json)."""
     from repro.experiment.lama import output_dir
 
     return output_dir(ws.results_root, group.backbone_name, group.config())
+
+
+def lama_seed_dir(ws: Workspace, group: Group) -> Path:
+    """Where a LAMA group's relation files are: its seed's folder in the run folder."""
+    from repro.experiment.lama import seed_folder
+
+    return seed_folder(lama_dir(ws, group), group.config().seed)
 
 
 def superglue_result(ws: Workspace, group: Group, task: Optional[str] = None) -> Path:
@@ -104,7 +112,7 @@ def _lama_state(cell: Cell, ws: Workspace) -> CellState:
     from repro.results import LAMA_RELATION_SCHEMA
 
     config = cell.config()
-    path = lama_dir(ws, cell.group) / f"{cell.unit}.json"
+    path = lama_seed_dir(ws, cell.group) / f"{cell.unit}.json"
     old = read_json(path)
     if not config.backbone_kind and old is not None:  # a hub backbone of unknown kind: its file says which
         config.backbone_kind = (old.get("config") or {}).get("backbone_kind", "")
@@ -205,9 +213,11 @@ def assembled(group: Group, ws: Workspace, states: Optional[Sequence[CellState]]
     if group.benchmark == "lama":
         summary = read_json(lama_dir(ws, group) / "summary.json") or {}
         listed = summary.get("relations") or {}
+        seed = str(group.config().seed)
         for rid in group.units:
-            data = read_json(lama_dir(ws, group) / f"{rid}.json") or {}
-            if rid not in listed or listed[rid].get("p_at_1") != data.get("p_at_1"):
+            data = read_json(lama_seed_dir(ws, group) / f"{rid}.json") or {}
+            entry = listed.get(rid) or {}
+            if rid not in listed or (entry.get("seeds") or {seed: entry.get("p_at_1")}).get(seed) != data.get("p_at_1"):
                 return False
         return True
     from repro.experiment.fingerprints import fields_fingerprint
