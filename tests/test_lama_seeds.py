@@ -82,8 +82,8 @@ def test_summary_holds_each_seed_and_the_mean_and_std_over_seeds(two_seeds):
     assert on_disk["macro_p_at_1"] == together["macro_p_at_1"]
 
 
-def test_report_and_terminal_table_show_the_spread(two_seeds):
-    base, together, _ = two_seeds
+def test_report_and_terminal_table_show_the_spread(two_seeds, capsys):
+    base, together, alone = two_seeds
     result = read_result(_folder(base / "together") / "summary.json", base / "together")
     assert result.n_seeds == 2 and result.std["macro_p_at_1"] == pytest.approx(together["std"]["macro_p_at_1"])
     assert set(result.seed_metrics) == {"34", "35"}
@@ -93,6 +93,14 @@ def test_report_and_terminal_table_show_the_spread(two_seeds):
                               35: together["relations"]["P101"]["seeds"]["35"]}
     macro = frame[(frame.task == "all") & (frame.metric == "macro_p_at_1")].set_index("seed").value
     assert macro.mean() == pytest.approx(together["macro_p_at_1"])
+    capsys.readouterr()
+    assert main(["lama-table", "--backbone", "gpt2", "--methods", "ptuning", "--results", str(base / "alone34"),
+                 "--reference", str(base / "together")]) == 0
+    out = capsys.readouterr().out
+    macro = next(line.split() for line in out.splitlines() if line.startswith("macro"))
+    assert macro[1:3] == [f"{alone[34]['macro_p_at_1']:.1f}",  # ours: seed 34 | reference: mean ± std of 34, 35
+                          f"{together['macro_p_at_1']:.1f}±{together['std']['macro_p_at_1']:.1f}"]
+    assert "reference P-tuning: mean over seeds 34, 35" in out
     text = format_summary(together)
     assert "seeds 34, 35" in text
     assert f"{together['macro_p_at_1']:.2f} ± {together['std']['macro_p_at_1']:.2f}" in text
@@ -149,3 +157,37 @@ def test_cli_seeds_count_starts_at_the_authors_seed(tiny_dirs, shared_data, tmp_
     summary = json.loads((tmp_path / "lama" / backbone / "ptuning-29k" / "summary.json").read_text())
     assert summary["config"]["seeds"] == [34, 35] and "seeds 34, 35" in out
     assert (tmp_path / "lama" / backbone / "ptuning-29k" / "seed35" / "P1376.json").is_file()
+
+
+def test_known_spread_section_states_the_seed_spread_and_each_variant_against_its_original(two_seeds, load_tiny,
+                                                                                    shared_data):
+    import torch
+
+    from repro.report.results import discover_results
+    from repro.report.spread import SPREAD_DIR, spread_section
+
+    base, together, _ = two_seeds
+    results = base / "together"
+    threads = torch.get_num_threads()
+    other = 1 if threads != 1 else 2
+    try:
+        variant = run_lama(_config(seeds=(34,)), root=shared_data, results_root=results / SPREAD_DIR / "threads",
+                           backbone=load_tiny("gpt2"), quiet=True, threads=other)
+    finally:
+        torch.set_num_threads(threads)
+    found = discover_results(results, exclude=[results / SPREAD_DIR]).results
+    assert [r.display for r in found] == ["together/lama/gpt2/ptuning-29k/summary.json"]
+    text = spread_section(found, results)
+    seed_row = next(line for line in text.splitlines() if line.startswith("| together/lama"))
+    cells = [c.strip() for c in seed_row.split("|")[1:-1]]
+    assert cells[1] == "34, 35"
+    assert cells[3] == f"{together['macro_p_at_1']:.1f} ± {together['std']['macro_p_at_1']:.1f}"
+    stds = {rid: together["relations"][rid]["p_at_1_std"] for rid in TWO}
+    assert cells[5] == f"{max(stds.values()):.1f} ({max(stds, key=stds.get)})"
+    variant_row = next(line for line in text.splitlines() if line.startswith("| threads |"))
+    assert f"threads {threads} -> {other}" in variant_row
+    assert f"macro_p_at_1 {variant['macro_p_at_1']:.2f}" in variant_row
+    # the variant compares with the committed seed-34 relation files, not with the seeds' mean
+    cells = [c.strip() for c in variant_row.split("|")[1:-1]]
+    assert cells[3] == f"macro_p_at_1 {together['seeds']['34']['macro_p_at_1']:.2f}"
+    assert cells[5].endswith(f"of {len(TWO)} relations") or f"of {len(TWO)} relations," in cells[5]

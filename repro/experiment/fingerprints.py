@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Optional
 
 from repro.atomic import atomic_write_json
-from repro.experiment.config import fingerprint
 
 # The modules that turn LM outputs into predictions and scores (repro/core/inference.py, the scorers): the
 # "scorer code version" of a result. Relative to the project root.
@@ -130,6 +129,8 @@ def device_kind(device: str) -> str:
 
 
 def fields_fingerprint(fields: Mapping[str, Any]) -> str:
+    from repro.experiment.config import fingerprint  # here: the report reads `differences` without torch
+
     return fingerprint(dict(fields))
 
 

@@ -16,6 +16,7 @@ from repro.report.paper import PaperTables, load_paper_tables
 from repro.report.plots import write_plots
 from repro.report.reproducing import write_sections
 from repro.report.results import ResultSet, discover_results
+from repro.report.spread import SPREAD_DIR, spread_section
 from repro.report.summary import Summary, summarize, summary_lines
 from repro.report.relations import relation_tables
 from repro.report.curves import write_curves
@@ -66,7 +67,7 @@ def build_report(options: ReportOptions) -> Report:
                           "`python -m repro superglue ...` first, or pass --results DIR")
     paper: PaperTables = load_paper_tables(options.paper)
     tables_dir, plots_dir = options.out_dir / "tables", options.out_dir / "plots"
-    found = discover_results(results_dir, exclude=[tables_dir, plots_dir])
+    found = discover_results(results_dir, exclude=[tables_dir, plots_dir, results_dir / SPREAD_DIR])
     matching = build_views(paper, found.results)
     summary = summarize(matching.views, options.tolerance)
     lines = summary_lines(summary, len(found.results), [str(p) for p in found.problems], matching.warnings)
@@ -105,6 +106,7 @@ def reproducing_sections(report: Report, options: ReportOptions) -> dict[str, st
         "tables": _tables_section(report, base),
         "runs": _runs_section(report),
         "facts": facts_section(report.results.results),
+        "spread": spread_section(report.results.results, Path(options.results)),
     }
 
 

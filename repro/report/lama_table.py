@@ -21,7 +21,7 @@ from repro.methods import get_method
 from repro.report.match import NEAREST_PAPER_BACKBONE, lama_spec
 from repro.report.names import backbone_family, paper_method
 from repro.report.paper import PaperTables, load_paper_tables
-from repro.report.relations import RelationTable, method_name, relation_grid, relation_text
+from repro.report.relations import TOTAL_KEYS, RelationTable, method_name, relation_grid, relation_text
 from repro.report.results import read_result
 from repro.report.text import DASH, number, paper_text
 from repro.results import REFERENCE_DIR, RUNS_DIR
@@ -64,7 +64,11 @@ def comparison_lines(ours: RelationTable, reference: Optional[RelationTable], pa
         at = ref.methods.index(method)
         if total is not None:
             values = ref.totals.get(total)
-            return number(values[at]) if values else DASH
+            if not values:
+                return DASH
+            result = reference.by_method[method]
+            spread = result.std.get(TOTAL_KEYS.get(total, "")) if result.n_seeds > 1 else None
+            return number(values[at]) + (f"±{number(spread)}" if spread is not None else "")
         line = next((x for x in ref.lines if x.relation == relation), None)
         return number(line.scores[at]) if line is not None else DASH
 
@@ -87,6 +91,9 @@ def comparison_lines(ours: RelationTable, reference: Optional[RelationTable], pa
         lines.append(f"{total:<16}" + _cells(cells))
     if reference is None:
         lines.append(f"{DASH} reference: no committed result for this backbone and vocabulary under {labels[1]}")
+    else:
+        lines += [f"reference {method_name(m)}: mean over seeds {', '.join(r.seed_metrics)} (± their std); "
+                  "per relation the mean" for m, r in reference.by_method.items() if r.n_seeds > 1]
     return lines
 
 
