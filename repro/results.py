@@ -38,9 +38,8 @@ SUPERGLUE_SEED_SCHEMA = "repro.superglue.seed/1"  # one seed's record under runs
 
 def environment(dtype: str = "float32", device: str = "cpu") -> dict[str, Any]:
     """Package versions, device, dtype, threads and processes: what a reader needs to rerun the numbers.
-    `processes` (a data-parallel run's world size, `repro.core.distributed`) is recorded here, not in the
-    fingerprint: the processes step with the one-process gradient of the same global batch, so their numbers
-    are one process's up to floating-point summation order (tests/test_distributed.py)."""
+    `processes`: a data-parallel run's world size (`repro.core.distributed`); it enters the fingerprint only in
+    reduced precision, where it changes the numbers (`repro.experiment.engine.processes_field`)."""
     import torch  # here, not at import: the report reads this module's constants without torch
 
     from repro.core import distributed

@@ -76,6 +76,26 @@ def test_a_launch_refuses_an_indivisible_batch_before_any_model_loads(monkeypatc
                    "global batch: each process takes batch_size / processes)")
 
 
+def test_the_world_size_keys_reuse_in_bf16_only(monkeypatch):
+    """float32: N processes give one process's numbers, so a result is reused across world sizes (the fields,
+    hence the fingerprint, are one process's); bf16: they do not, so the world size is a field, named when
+    it differs."""
+    from repro.experiment.engine import Workspace
+    from repro.experiment.fingerprints import differences, fields_fingerprint
+    from repro.experiment.superglue_config import SuperGLUEConfig
+
+    ws = Workspace(threads=1)
+    fp32 = SuperGLUEConfig(task="cb", method="ptuning", preset="cpu", dtype="float32").fingerprint_data()
+    bf16 = SuperGLUEConfig(task="cb", method="ptuning", preset="cpu").fingerprint_data()
+    assert bf16["dtype"] == "bfloat16"
+    alone = {name: ws.unit_fields(data, {}) for name, data in (("fp32", fp32), ("bf16", bf16))}
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    launched = {name: ws.unit_fields(data, {}) for name, data in (("fp32", fp32), ("bf16", bf16))}
+    assert fields_fingerprint(launched["fp32"]) == fields_fingerprint(alone["fp32"]) and "processes" not in alone["bf16"]
+    assert launched["bf16"]["processes"] == 2
+    assert differences(alone["bf16"], launched["bf16"]) == "processes <absent> -> 2"
+
+
 # ------------------------------------------------------------------------------------------------ two processes
 class Toy(torch.nn.Module):
     """A token classifier and a parameter no loss reads (it must keep no gradient)."""

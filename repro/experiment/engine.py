@@ -97,8 +97,23 @@ class Workspace:
 
     def unit_fields(self, config_data: dict[str, Any], data: dict[str, str]) -> dict[str, Any]:
         """Every field that decides a unit's numbers on this workspace: the threads `open` sets (torch's default
-        when none is asked), so a plan made before `open` (`repro.sweep.state`) gets the run's own fields."""
-        return unit_fields(config_data, threads=self.threads or torch.get_num_threads(), device=self.device, data=data)
+        when none is asked), so a plan made before `open` (`repro.sweep.state`) gets the run's own fields; the
+        processes of a data-parallel launch where they change the numbers (`processes_field`)."""
+        return unit_fields(config_data, threads=self.threads or torch.get_num_threads(), device=self.device, data=data,
+                           processes=processes_field(config_data))
+
+
+def processes_field(config_data: dict[str, Any]) -> int:
+    """The data-parallel world size as a fingerprint field (1: left out). In float32 the processes give one
+    process's numbers (measured on SmolLM2-135M, CB few-shot P-tuning on 2 CPU processes: the same dev curve and
+    metrics, losses within 1e-6 relative, the selected weights within 2.2e-7; tests/test_distributed.py checks
+    it on a tiny Llama), so the world size is only recorded in the results' environment and a run of N processes
+    is reused by one of M. In reduced precision (bf16 autocast, or the float16 frozen LM of fidelity `frozen_lm_dtype`) each
+    shard's forward runs other kernel shapes than the whole batch's, and the differences grow as the thread
+    count's do (CB few-shot, 4 steps of batch 8: acc 59.4 with 1 process, 50.0 with 2), so there it keys reuse."""
+    low = config_data.get("dtype") != "float32" or \
+        (config_data.get("fidelity_choices") or {}).get("frozen_lm_dtype") == "float16"
+    return distributed.world_size() if low else 1
 
 
 RESUME_DIR = ".resume"  # hidden: the report skips it, and .gitignore keeps it out of commits
