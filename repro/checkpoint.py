@@ -29,6 +29,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from repro.atomic import atomic_write
+from repro.core import distributed
 
 FORMAT = "repro-checkpoint/1"
 REJECTED = ".rejected"
@@ -152,9 +153,12 @@ def read(path: Path, *, kind: str) -> Any:
 
 
 def set_aside(path: Path, reason: str) -> Path:
-    """Rename `path` to `<name>.rejected` (`.rejected.1`, ... if taken) and say so in one warning line."""
+    """Rename `path` to `<name>.rejected` (`.rejected.1`, ... if taken) and say so in one warning line. In a
+    data-parallel run the main process does it; the others only start over without the file, as it does."""
     path = Path(path)
     target = path.with_name(path.name + REJECTED)
+    if not distributed.is_main():
+        return target
     n = 0
     while target.exists():
         n += 1

@@ -20,6 +20,7 @@ import sys
 from dataclasses import Field, dataclass, fields, replace
 from typing import Any, Callable, Optional, Sequence
 
+from repro.core import distributed
 from repro.errors import ConfigError, ReproError
 
 REGISTERED = {
@@ -191,7 +192,9 @@ def _run(args: argparse.Namespace, command: RunCommand, config_cls: type, conver
     check_train(config.train)
     check_flags(config, _typed_flags(values, config_cls, given))
     where = {k: values[k] for k in workspace if k in values}  # the driver's Workspace.open runs the preflight
-    print(_load(command.printer)(_load(command.driver)(config, **where)))
+    results = _load(command.driver)(config, **where)
+    if distributed.is_main():  # a data-parallel launch prints once
+        print(_load(command.printer)(results))
     return 0
 
 

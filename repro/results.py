@@ -37,8 +37,12 @@ SUPERGLUE_SEED_SCHEMA = "repro.superglue.seed/1"  # one seed's record under runs
 
 
 def environment(dtype: str = "float32", device: str = "cpu") -> dict[str, Any]:
-    """Package versions, device, dtype and threads: what a reader needs to rerun the numbers."""
+    """Package versions, device, dtype, threads and processes: what a reader needs to rerun the numbers.
+    `processes`: a data-parallel run's world size (`repro.core.distributed`); it enters the fingerprint only in
+    reduced precision, where it changes the numbers (`repro.experiment.engine.processes_field`)."""
     import torch  # here, not at import: the report reads this module's constants without torch
+
+    from repro.core import distributed
 
     versions = {}
     for name in PACKAGES:
@@ -53,6 +57,7 @@ def environment(dtype: str = "float32", device: str = "cpu") -> dict[str, Any]:
         "cpu_model": cpu_model(),
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
+        "processes": distributed.world_size(),
         "device": device,
         "gpu_model": gpu_model(device),
         "bf16_path": bf16_path() if device == "cpu" else None,
@@ -168,7 +173,12 @@ class RunRecord:
 
 
 def write_result(path: Path, payload: dict[str, Any]) -> Path:
-    return atomic_write_json(path, payload)
+    """Write a result atomically. In a data-parallel run (`repro.core.distributed`) the main process writes it
+    and every process waits until it is there, so each one reads the same files afterwards."""
+    from repro.core import distributed  # torch-free, like this module
+
+    distributed.once(lambda: atomic_write_json(path, payload))
+    return Path(path)
 
 
 def load(root: str | Path = "results") -> Any:

@@ -24,6 +24,7 @@ import torch
 from tqdm.auto import tqdm
 
 from repro import checkpoint
+from repro.core import distributed
 from repro.errors import ConfigError
 
 CHECKPOINT = "train_state.pt"
@@ -222,8 +223,16 @@ def train(
     checkpoint_dir: Optional[Path] = None,
     desc: str = "train",
     quiet: bool = False,
+    loss_weight: Callable[[list[Any]], float] = len,
 ) -> TrainOutcome:
-    """Train `model.trainable_parameters()` on `items`; restore the best-dev state before returning."""
+    """Train `model.trainable_parameters()` on `items`; restore the best-dev state before returning.
+
+    Data-parallel (`repro.core.distributed`, a no-op in one process): every process runs this loop with the
+    same seed, data order and model selection; each takes its shard of every batch, and the gradients are
+    summed across processes, each shard's loss weighted by `loss_weight(shard) / loss_weight(batch)` (the
+    share of the batch's mean loss it holds: `len` for a mean over items), so every process steps with the
+    one-process gradient. `evaluate` must give the same score on every process (`engine.fit` gathers the
+    sharded predictions); the checkpoint is written by the main process."""
     if not items:
         raise ConfigError(f"{desc}: no training examples")
     total_steps = total_steps_of(len(items), config)
@@ -237,12 +246,13 @@ def train(
     if ckpt is not None and ckpt.is_file():  # a checkpoint that cannot be used is set aside: a fresh start
         state = _restore(ckpt, model, optimizer, scheduler, config)
     resumed_from = state.step
+    distributed.broadcast_parameters(trainable)
     if state.step == 0:
         if config.reseed:
             set_seed(config.seed)
             state.order_seed = config.seed
         else:  # the data order continues the caller's stream (PET's RandomSampler draws from torch's RNG)
-            state.order_seed = int(torch.randint(0, 2**31 - 1, ()))
+            state.order_seed = distributed.broadcast_object(int(torch.randint(0, 2**31 - 1, ())))
     if wants_untrained_check(state, config):
         _evaluate_point(state, model, evaluate, config, untrained=True)
 
@@ -252,23 +262,41 @@ def train(
         while state.batch_in_epoch < len(batches) and state.step < total_steps:
             model.train()
             optimizer.zero_grad(set_to_none=True)
-            with training_kernels(trainable[0].device if trainable else torch.device("cpu")):
-                loss = loss_fn([items[i] for i in batches[state.batch_in_epoch]])
-            loss.backward()
-            due = optimizer_step(state, config, optimizer, scheduler, trainable, float(loss.detach()), len(batches),
-                                 total_steps)
+            loss = _backward([items[i] for i in batches[state.batch_in_epoch]], loss_fn, loss_weight, trainable)
+            due = optimizer_step(state, config, optimizer, scheduler, trainable, loss, len(batches), total_steps)
             bar.update(1)
             bar.set_postfix(loss=f"{state.last_loss:.3f}", best="/".join(f"{b:.2f}" for b in _components(state.best_score)))
             if due:
                 _evaluate_point(state, model, evaluate, config)
                 if ckpt is not None:
-                    _save(ckpt, state, model, optimizer, scheduler, config)
+                    distributed.once(lambda: _save(ckpt, state, model, optimizer, scheduler, config))
             if state.stopped_early or state.batch_in_epoch == 0:  # stopped, or a new epoch: new batches
                 break
     bar.close()
     if state.best_state is not None:
         _load_trainable(model, state.best_state)
     return state.outcome(resumed_from)
+
+
+def _backward(batch: list[Any], loss_fn: Callable[[list[Any]], torch.Tensor],
+              loss_weight: Callable[[list[Any]], float], params: Sequence[torch.nn.Parameter]) -> float:
+    """Forward and backward of one batch; the batch's mean loss. In one process: `loss_fn(batch)`. Data-parallel:
+    this process's shard of the batch, its loss weighted by its share of the batch (an empty shard adds
+    nothing), then the gradients and losses summed over the processes (`repro.core.distributed`)."""
+    device = params[0].device if params else torch.device("cpu")
+    if not distributed.active():
+        with training_kernels(device):
+            loss = loss_fn(batch)
+        loss.backward()
+        return float(loss.detach())
+    part = distributed.shard(batch)
+    value = 0.0
+    if part:
+        with training_kernels(device):
+            loss = loss_fn(part) * (loss_weight(part) / loss_weight(batch))
+        loss.backward()
+        value = float(loss.detach())
+    return distributed.reduce_gradients(params, value)
 
 
 def optimizer_step(state: "_LoopState", config: TrainConfig, optimizer: torch.optim.Optimizer, scheduler,

@@ -20,9 +20,10 @@ from typing import Any, Optional, Sequence
 
 import torch
 
+from repro.core import distributed
 from repro.core.backbone import Backbone, load_backbone
 from repro.core.model import PromptedLM
-from repro.core.template import Template
+from repro.core.template import Rendered, Template
 from repro.core.training import TrainConfig, TrainOutcome, set_seed, train
 from repro.data import data_root
 from repro.errors import ConfigError
@@ -68,6 +69,7 @@ class Workspace:
         self.runs_root = Path(self.runs_root) if self.runs_root is not None else None
         if self.threads < 0:
             raise ConfigError(f"--threads must be 0 (default) or positive, got {self.threads}")
+        self.quiet = self.quiet or not distributed.is_main()  # data-parallel: progress from the main process only
 
     def open(self, config: RunConfig, backbone: Optional[Backbone]) -> tuple[Path, Backbone, RunRecord]:
         """(data root, the backbone on the device, the provenance record of this command)."""
@@ -75,6 +77,9 @@ class Workspace:
             torch.set_num_threads(self.threads)
         if backbone is None:  # the device, backbone source and data checks, before anything loads or is written
             preflight(config, self)
+        if config.method_entry.trains:
+            distributed.check_batch_size(config.train.batch_size)
+        self.device = distributed.setup(self.device)  # launched data-parallel: join the processes, take a GPU each
         record = RunRecord(dtype=config.lm_dtype(config.method_entry), device=self.device)
         root = data_root(self.root)
         backbone = backbone or load_backbone(config.backbone)
@@ -92,8 +97,23 @@ class Workspace:
 
     def unit_fields(self, config_data: dict[str, Any], data: dict[str, str]) -> dict[str, Any]:
         """Every field that decides a unit's numbers on this workspace: the threads `open` sets (torch's default
-        when none is asked), so a plan made before `open` (`repro.sweep.state`) gets the run's own fields."""
-        return unit_fields(config_data, threads=self.threads or torch.get_num_threads(), device=self.device, data=data)
+        when none is asked), so a plan made before `open` (`repro.sweep.state`) gets the run's own fields; the
+        processes of a data-parallel launch where they change the numbers (`processes_field`)."""
+        return unit_fields(config_data, threads=self.threads or torch.get_num_threads(), device=self.device, data=data,
+                           processes=processes_field(config_data))
+
+
+def processes_field(config_data: dict[str, Any]) -> int:
+    """The data-parallel world size as a fingerprint field (1: left out). In float32 the processes give one
+    process's numbers (measured on SmolLM2-135M, CB few-shot P-tuning on 2 CPU processes: the same dev curve and
+    metrics, losses within 1e-6 relative, the selected weights within 2.2e-7; tests/test_distributed.py checks
+    it on a tiny Llama), so the world size is only recorded in the results' environment and a run of N processes
+    is reused by one of M. In reduced precision (bf16 autocast, or the float16 frozen LM of fidelity `frozen_lm_dtype`) each
+    shard's forward runs other kernel shapes than the whole batch's, and the differences grow as the thread
+    count's do (CB few-shot, 4 steps of batch 8: acc 59.4 with 1 process, 50.0 with 2), so there it keys reuse."""
+    low = config_data.get("dtype") != "float32" or \
+        (config_data.get("fidelity_choices") or {}).get("frozen_lm_dtype") == "float16"
+    return distributed.world_size() if low else 1
 
 
 RESUME_DIR = ".resume"  # hidden: the report skips it, and .gitignore keeps it out of commits
@@ -139,6 +159,8 @@ class ReuseLog:
         return out
 
     def announce(self, total: int) -> None:
+        if not distributed.is_main():
+            return
         for line in self.lines(total):
             print(line, file=sys.stderr)
 
@@ -148,11 +170,11 @@ def keyed_dir(base: Path, fields: dict[str, Any]) -> Path:
     left aside (announced once, never read, never blocking); a finished run removes only its own."""
     path = keyed_path(base, fields)
     others = other_keyed(base, fields)
-    if others:
+    if others and distributed.is_main():
         reasons = {differences(keyed_fields(p), fields) for p in others}
         print(f"set aside {len(others)} resume folder(s) with other settings under {base} ({'; '.join(sorted(reasons))})",
               file=sys.stderr)
-    if not (path / FIELDS_FILE).is_file():
+    if distributed.is_main() and not (path / FIELDS_FILE).is_file():
         atomic_write_json(path / FIELDS_FILE, fields)
     return path
 
@@ -251,17 +273,36 @@ def fit(scorer: Scorer, task: Task, train_examples: Sequence[Example], dev_examp
         quiet: bool = False, selection: str = "mean") -> dict[str, Any]:
     """Train the scorer's model on `train_examples`, select on the task's dev selection score (fidelity item
     `selection`: `repro.fidelity.selection_value`), restore the best state; returns what the results record
-    about training."""
+    about training. Data-parallel (`repro.core.distributed`): each process trains on its shard of every batch
+    and predicts its shard of the dev set; the predictions are gathered, so every process selects alike."""
     items = scorer.train_items(train_examples)
 
     def dev_score() -> Score:
-        predictions = scorer.predict(dev_examples, desc="dev")
+        predictions = predict(scorer, dev_examples, "dev")
         scores = task.score(dev_examples, predictions)
         return selection_value(task, dev_examples, predictions, scores, selection)
 
     outcome = train(scorer.model, items, scorer.loss, dev_score, replace(train_config, seed=seed),
-                    checkpoint_dir=checkpoint_dir, desc=desc, quiet=quiet)
+                    checkpoint_dir=checkpoint_dir, desc=desc, quiet=quiet, loss_weight=loss_weight)
     return training_record(len(items), len(dev_examples), outcome)
+
+
+def loss_weight(items: Sequence[Any]) -> float:
+    """What a batch's mean loss averages over, for the data-parallel split of a batch (`training.train`): a
+    scorer whose items are rendered inputs trains on their target tokens' mean cross-entropy
+    (`inference.target_loss`: WSC's span, LAMA's one object token), so its weight is their number of target
+    tokens; the other scorers (labelled items, candidate sets) average over items."""
+    if items and all(isinstance(it, Rendered) for it in items):
+        tokens = sum(len(it.target_ids or ()) for it in items)
+        if tokens:
+            return float(tokens)
+    return float(len(items))
+
+
+def predict(scorer: Scorer, examples: Sequence[Example], desc: str) -> list[Any]:
+    """The scorer's predictions of `examples`; data-parallel, each process predicts its shard and every process
+    gets them all, in order."""
+    return distributed.map_sharded(lambda part: scorer.predict(part, desc=desc), examples)
 
 
 def training_record(n_train: int, n_dev: int, outcome: TrainOutcome) -> dict[str, Any]:
@@ -274,4 +315,4 @@ def training_record(n_train: int, n_dev: int, outcome: TrainOutcome) -> dict[str
 
 def evaluate(scorer: Scorer, task: Task, examples: Sequence[Example], desc: str) -> dict[str, float]:
     """The task's metrics of the scorer's predictions on `examples`."""
-    return task.score(examples, scorer.predict(examples, desc=desc))
+    return task.score(examples, predict(scorer, examples, desc))

@@ -3,8 +3,8 @@
 A finished unit (a LAMA relation, a SuperGLUE seed) is reused, and an interrupted one resumed, only when every
 field that changes its numbers is the same: the run config (method, preset, data subset sizes, dtype, training
 and fidelity settings), the torch thread count and device kind (both change floating-point sums: RTE MP 52.71
-with 1 thread, 51.62 with 2), the code version of the scoring path, and the sha256 of every data file the unit
-reads. A mismatch recomputes, and `differences` says in one line which fields differ.
+with 1 thread, 51.62 with 2), the world size of a data-parallel run in reduced precision (`engine.processes_field`),
+the code version of the scoring path, and the sha256 of every data file the unit reads. A mismatch recomputes, and `differences` says in one line which fields differ.
 
 Data hashes are cached per (path, mtime, size) in memory and in `$REPRO_CACHE_DIR/file-sha256.json`, so a
 rerun does not reread the data. The code version hashes the scoring modules' syntax trees without docstrings:
@@ -116,11 +116,17 @@ def code_version(parts: tuple[str, ...] = SCORER_CODE) -> str:
     return digest.hexdigest()[:16]
 
 
-def unit_fields(config: Mapping[str, Any], *, threads: int, device: str, data: Mapping[str, str]) -> dict[str, Any]:
-    """Every field that decides a unit's numbers (`config`: the run config's fingerprint data)."""
-    return {"config": dict(config), "threads": int(threads), "device": device_kind(device),
-            "scorer_code": code_version(), "python": f"{sys.version_info.major}.{sys.version_info.minor}",
-            "data": dict(data)}
+def unit_fields(config: Mapping[str, Any], *, threads: int, device: str, data: Mapping[str, str],
+                processes: int = 1) -> dict[str, Any]:
+    """Every field that decides a unit's numbers (`config`: the run config's fingerprint data). `processes`: the
+    world size of a data-parallel run where it changes the numbers (`engine.processes_field`); absent when 1,
+    so a one-process unit's fields are what they were before data-parallel runs existed."""
+    fields = {"config": dict(config), "threads": int(threads), "device": device_kind(device),
+              "scorer_code": code_version(), "python": f"{sys.version_info.major}.{sys.version_info.minor}",
+              "data": dict(data)}
+    if processes > 1:
+        fields["processes"] = int(processes)
+    return fields
 
 
 def device_kind(device: str) -> str:

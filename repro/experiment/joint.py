@@ -16,6 +16,7 @@ from typing import Any, Callable, Optional, Sequence
 
 import torch
 
+from repro.core import distributed
 from repro.core.backbone import Backbone
 from repro.core.encoder_stack import EncoderStack
 from repro.core.inference import length_batches
@@ -65,9 +66,11 @@ class JointModel:
 
 def can_train_jointly(method: Method, train_config: Optional[TrainConfig] = None) -> bool:
     """A prompt encoder on a frozen LM: units share the LM, so their batches can share its forward. Not when the
-    units' random streams chain (fidelity `seeds=once`: a repetition starts where the previous one ended)."""
+    units' random streams chain (fidelity `seeds=once`: a repetition starts where the previous one ended), nor in
+    a data-parallel launch (`repro.core.distributed`), which splits one unit's batches over the processes: there
+    the units train one after another, as `--sequential` does."""
     chained = train_config is not None and not train_config.reseed
-    return method.uses_encoder and not method.trains_backbone and not chained
+    return method.uses_encoder and not method.trains_backbone and not chained and not distributed.active()
 
 
 def build_joint(members: Sequence[Member], method: Method, backbone: Backbone, config: RunConfig, *,

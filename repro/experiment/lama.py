@@ -35,6 +35,7 @@ from typing import Any, Callable, ClassVar, Mapping, Optional, Sequence
 from tqdm.auto import tqdm
 
 from repro import metrics
+from repro.core import distributed
 from repro.core.backbone import Backbone
 from repro.core.template import Slot, Target, Template, Text
 from repro.core.training import TrainConfig
@@ -351,9 +352,10 @@ def finished_in_folder(out_dir: Path, relations: Mapping[str, lama_data.Relation
 
 
 def _set_aside(path: Path, aside: Path) -> None:
-    """Move a result file about to be replaced into `aside/<its fingerprint>/`."""
+    """Move a result file about to be replaced into `aside/<its fingerprint>/` (data-parallel: by the main
+    process, which then writes the new one; another process moving it could take the new one away)."""
     old = load_finished(path, "schema", LAMA_RELATION_SCHEMA)
-    if old is not None:
+    if old is not None and distributed.is_main():
         target = aside / str(old.get("config_fingerprint"))
         target.mkdir(parents=True, exist_ok=True)
         path.replace(target / path.name)

@@ -37,6 +37,7 @@ import torch
 from tqdm.auto import tqdm
 
 from repro import checkpoint, validate
+from repro.core import distributed
 from repro.core.backbone import Backbone
 from repro.core.template import Template
 from repro.core.training import rng_state, set_rng_state, set_seed
@@ -281,8 +282,9 @@ class Engine:
             self._continue_stream(variant, seed)
         result = self._compute(variant, seed)
         self.computed.add(seed)
-        if self._seeds_once():
-            checkpoint.save(self._rng_path(variant, seed), rng_state(), kind="rng_state")
+        if self._seeds_once():  # data-parallel: the main process's stream, which every process continues from
+            state = rng_state()
+            distributed.once(lambda: checkpoint.save(self._rng_path(variant, seed), state, kind="rng_state"))
         write_result(path, result)
         shutil.rmtree(self._checkpoint_dir(variant, seed), ignore_errors=True)
         return result
