@@ -29,6 +29,7 @@ from repro.errors import ConfigError
 from repro.atomic import atomic_write_json
 from repro.experiment.config import RunConfig
 from repro.experiment.fingerprints import differences, fields_fingerprint, unit_fields
+from repro.experiment.renders import cached
 from repro.fidelity import Score, selection_value
 from repro.methods import Method
 from repro.ptuning import PromptEncoder, PromptEncoderConfig, paper_lstm_config
@@ -236,14 +237,15 @@ def build_scorer(task: Task, method: Method, backbone: Backbone, template: Templ
                  config: RunConfig, seed: Optional[int], *, max_length: Optional[int], options: Optional[dict] = None,
                  quiet: bool = False) -> Scorer:
     """Seed (None: the caller has set the RNG stream, fidelity's `seed_rule=once`), then the method's model
-    (fresh encoder where it has one) and the task kind's scorer."""
+    (fresh encoder where it has one) and the task kind's scorer, its renderings cached across runs
+    (`repro.experiment.renders`)."""
     if seed is not None:
         set_seed(seed)
     encoder = new_encoder(template.num_prompt_tokens, backbone, config) if method.uses_encoder else None
     model = PromptedLM(backbone, encoder, train_backbone=method.trains_backbone, dtype=config.lm_dtype(method))
     ctx = ScorerContext(task, method, model, template, pattern, max_length, config.eval_batch_size, quiet=quiet,
                         options=dict(options or {}), fidelity=config.choices)
-    return make_scorer(ctx)
+    return cached(make_scorer(ctx))
 
 
 def fit(scorer: Scorer, task: Task, train_examples: Sequence[Example], dev_examples: Sequence[Example],
