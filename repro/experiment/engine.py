@@ -35,6 +35,7 @@ from repro.methods import Method
 from repro.ptuning import PromptEncoder, PromptEncoderConfig, paper_lstm_config
 from repro.results import RUNS_DIR, RunRecord
 from repro.scorers.base import Scorer, ScorerContext, make_scorer
+from repro.superglue_hub import SOURCES
 from repro.validate import preflight
 from repro.tasks.base import Example, Task
 
@@ -62,8 +63,13 @@ class Workspace:
         "help": "torch CPU threads (0: torch's default); on a machine shared with other jobs, 1 avoids threads "
                 "waiting on each other. Part of the fingerprint: the thread count changes floating-point sums"})
     quiet: bool = field(default=False, metadata={"help": "no progress bars"})
+    data_source: str = field(default="local", metadata={
+        "help": "where SuperGLUE's files come from: local (the data root) | hub (the Hugging Face hub's super_glue "
+                "dataset; FewGLUE's few-shot files stay local; repro/superglue_hub.py)", "choices": SOURCES})
 
     def __post_init__(self) -> None:
+        if self.data_source not in SOURCES:
+            raise ConfigError(f"unknown data source {self.data_source!r}; valid: {', '.join(SOURCES)}")
         self.root = Path(self.root) if self.root is not None else None
         self.results_root = Path(self.results_root)
         self.runs_root = Path(self.runs_root) if self.runs_root is not None else None

@@ -43,6 +43,7 @@ from repro.experiment.engine import (PristineLM, ReuseLog, Workspace, build_scor
 from repro.experiment.fingerprints import data_hashes, fields_fingerprint
 from repro.experiment.joint import Member, build_joint, can_train_jointly, fit_together, predict_together
 from repro.methods import Method, Style
+from repro.superglue_hub import check_source
 from repro.results import LAMA_RELATION_SCHEMA, LAMA_SUMMARY_SCHEMA, RunRecord, write_result
 from repro.tasks import lama as lama_data
 from repro.tasks.base import Example
@@ -199,6 +200,7 @@ def run_lama(config: LamaConfig, *, backbone: Optional[Backbone] = None, **where
     file of these settings in the run folder (a subset run never shrinks it).
     `where`: the `Workspace` fields (root, results_root, runs_root, device, threads, quiet)."""
     ws = Workspace(**where)
+    check_source(ws.data_source, config.BENCHMARK)
     root, backbone, record = ws.open(config, backbone)
     quiet = ws.quiet
     relations = lama_data.get_relations(root, config.relations)
