@@ -268,22 +268,13 @@ class Template:
         return "".join(out)
 
     # ------------------------------------------------------------------ rendering
-    def render(
-        self,
-        tokenizer,
-        values: Mapping[str, str],
-        *,
-        causal: bool,
-        target_ids: Optional[Sequence[int]] = None,
-        target_len: int = 1,
-        max_length: Optional[int] = None,
-    ) -> "Rendered":
-        """Token ids and positions for one example. See the module docstring for the target convention."""
+    def render(self, tokenizer, values: Mapping[str, str], **options) -> "Rendered":
+        """Token ids and positions for one example; `options` are `render_uncached`'s keywords (causal, target_ids,
+        target_len, max_length). See the module docstring for the target convention. The memo, where the
+        template has one, answers first."""
         if self.memo is not None:
-            return self.memo.render(self, tokenizer, values, causal=causal, target_ids=target_ids,  # type: ignore[attr-defined]
-                                    target_len=target_len, max_length=max_length)
-        return self.render_uncached(tokenizer, values, causal=causal, target_ids=target_ids, target_len=target_len,
-                                    max_length=max_length)
+            return self.memo.render(self, tokenizer, values, **options)  # type: ignore[attr-defined]
+        return self.render_uncached(tokenizer, values, **options)
 
     def render_uncached(
         self,
