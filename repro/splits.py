@@ -12,6 +12,11 @@ Two steps per file, each with one job:
    The line number of every row (from step 1) is a column of the Dataset, so messages and example ids still
    point at `file:line`.
 
+Both steps are done once per file content: beside the Arrow files, `lines-<fields>.json` records that these
+bytes passed the scan with these required fields (and their rows' line numbers), and where the builder wrote
+them; a later read of the same bytes maps those Arrow files (`Dataset.from_file`) without scanning again. A file
+that fails the scan gets no record, so its error comes back on every read.
+
 Readers (`Task.read`, LAMA's `load_facts` and `load_relations`) take their rows from the Dataset (`rows`).
 Arrow gives every row the same keys: a key that some rows of a file have and others lack reads as None in
 the latter (AX-b's optional phenomenon columns are the only case in the benchmark files; no reader uses them).
@@ -20,9 +25,12 @@ the latter (AX-b's optional phenomenon columns are the only case in the benchmar
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Optional, Sequence
 
+from repro.atomic import atomic_write_json
 from repro.data import PathLike, iter_jsonl, sha256_file
 from repro.errors import DataError
 
@@ -60,26 +68,62 @@ def load_jsonl(path: PathLike, *, required: Sequence[str] = (), allow_empty: boo
     import datasets
 
     path = Path(path)
-    lines = [lineno for lineno, _ in iter_jsonl(path, required=required, allow_empty=allow_empty)]
-    if not lines:
-        return datasets.Dataset.from_dict({LINE_COLUMN: []})
-    where = cache_dir() / sha256_file(path)[:32]
+    if not path.is_file():
+        next(iter_jsonl(path), None)  # raises the scan's own error (file not found, a directory)
+    digest = sha256_file(path)
+    where = cache_dir() / digest[:32]
+    record = where / f"lines-{hashlib.sha256(repr((tuple(required), allow_empty)).encode()).hexdigest()[:16]}.json"
+    known = _read_record(record)
+    if known is not None:
+        lines, dataset = known
+    else:
+        lines = [lineno for lineno, _ in iter_jsonl(path, required=required, allow_empty=allow_empty)]
+        if not lines:
+            return datasets.Dataset.from_dict({LINE_COLUMN: []})
+        dataset = _build(path, where)
+        if len(dataset) != len(lines):
+            raise DataError(f"{path}: the json builder read {len(dataset)} rows where the file has {len(lines)} "
+                            "JSON lines")
+        if LINE_COLUMN in dataset.column_names:
+            raise DataError(f"{path}: a field is named {LINE_COLUMN!r}, the column the suite keeps line numbers in")
+        atomic_write_json(record, {"lines": lines, "arrow": [f["filename"] for f in dataset.cache_files]})
+    # an explicit fingerprint: datasets would otherwise hash the whole column to make one
+    return dataset.add_column(LINE_COLUMN, lines, new_fingerprint=f"{digest[:32]}lines")
+
+
+def _build(path: Path, where: Path) -> "datasets.Dataset":
+    import datasets
+
     try:
         with quiet_datasets():
-            dataset = datasets.Dataset.from_json(str(path), cache_dir=str(where))
+            return datasets.Dataset.from_json(str(path), cache_dir=str(where))
     except Exception as err:  # the line scan passed: what is left is a schema the builder cannot hold
         message = str(err).strip().splitlines()[0] if str(err).strip() else ""
         raise DataError(f"{path}: the json builder cannot read it ({type(err).__name__}: {message})") from None
-    if len(dataset) != len(lines):
-        raise DataError(f"{path}: the json builder read {len(dataset)} rows where the file has {len(lines)} JSON lines")
-    if LINE_COLUMN in dataset.column_names:
-        raise DataError(f"{path}: a field is named {LINE_COLUMN!r}, the column the suite keeps line numbers in")
-    return dataset.add_column(LINE_COLUMN, lines)
+
+
+def _read_record(record: Path) -> Optional[tuple[list[int], "datasets.Dataset"]]:
+    """(line numbers, the Dataset) of a file these bytes were read from before; None when there is no usable
+    record (none yet, its Arrow files removed, unreadable): the file is then scanned and built again."""
+    import datasets
+
+    try:
+        data = json.loads(record.read_text())
+        parts = [datasets.Dataset.from_file(name) for name in data["arrow"]]
+        dataset = parts[0] if len(parts) == 1 else datasets.concatenate_datasets(parts)
+    except (OSError, ValueError, KeyError, IndexError, TypeError):
+        return None
+    lines = data.get("lines")
+    if not isinstance(lines, list) or len(lines) != len(dataset):
+        return None
+    return lines, dataset
 
 
 def rows(dataset: "datasets.Dataset", columns: Sequence[str] = ()) -> Iterator[tuple[int, dict[str, Any]]]:
     """`(line number, row)` for each row of a Dataset from `load_jsonl` (`columns`: only these fields)."""
     if columns:
-        dataset = dataset.select_columns([c for c in columns if c in dataset.column_names] + [LINE_COLUMN])
+        kept = [c for c in columns if c in dataset.column_names] + [LINE_COLUMN]
+        dataset = dataset.select_columns(kept, new_fingerprint=hashlib.sha256(
+            f"{dataset._fingerprint}{kept}".encode()).hexdigest()[:32])
     for row in dataset.to_list():
         yield row.pop(LINE_COLUMN), row

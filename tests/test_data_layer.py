@@ -13,7 +13,7 @@ import datasets
 import pytest
 from datasets import ClassLabel, DatasetDict, Features, List, Value
 
-from repro import superglue_hub
+from repro import splits, superglue_hub
 from repro.cli import main
 from repro.data import iter_jsonl
 from repro.errors import ConfigError, DataError
@@ -43,6 +43,17 @@ def test_splits_are_datasets_with_line_numbers_and_the_files_rows(shared_data, t
     assert list(rows(split)) == [(n, json.loads(line)) for n, line in zip((1, 3, 4), real)]
     assert [r for _, r in rows(split, ["obj_label"])] == [{"obj_label": json.loads(line)["obj_label"]} for line in real]
     assert list((tmp_path / "cache" / "datasets").iterdir()), "the builder's Arrow files live in the cache dir"
+
+    # the same bytes again: neither scanned nor built again (the record of the first read maps its Arrow files)
+    scans = []
+    monkeypatch.setattr(splits, "iter_jsonl", lambda *a, **k: scans.append(a) or iter_jsonl(*a, **k))
+    assert list(rows(load_jsonl(path, required=lama_data.FACT_FIELDS))) == list(rows(split)) and not scans
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(real[0] + "\n{\n")
+    for _ in range(2):  # a file that fails the scan is scanned (and fails) on every read
+        with pytest.raises(DataError, match=r"bad\.jsonl:2: invalid JSON"):
+            load_jsonl(bad)
+    assert len(scans) == 2
 
     # the same size and mtime, other bytes: read anew (the cache is keyed by the file's sha256, not its mtime)
     stat = path.stat()

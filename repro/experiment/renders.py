@@ -64,11 +64,17 @@ def _digest(data: Any) -> str:
     return hashlib.blake2b(blob.encode("utf-8"), digest_size=16).hexdigest()
 
 
+def _repr_digest(data: Any) -> str:
+    """A hash of `repr(data)`: for the many small keys (a request, an example list), where JSON costs 10x more;
+    two equal dicts written in another key order hash apart, which only costs a cache miss."""
+    return hashlib.blake2b(repr(data).encode("utf-8"), digest_size=16).hexdigest()
+
+
 def request_key(values: Any, *, causal: bool, target_ids: Optional[Sequence[int]], target_len: int,
                 max_length: Optional[int]) -> str:
     """Everything of one `Template.render` call besides the template and the tokenizer."""
-    targets = None if target_ids is None else [int(t) for t in target_ids]
-    return _digest([dict(values), bool(causal), targets, int(target_len), max_length])
+    targets = None if target_ids is None else tuple(int(t) for t in target_ids)
+    return _repr_digest((sorted(values.items()), bool(causal), targets, int(target_len), max_length))
 
 
 # ------------------------------------------------------------------------------------------ tokenizer identity
@@ -97,16 +103,18 @@ def tokenizer_fingerprint(tokenizer) -> str:
 
 
 # ------------------------------------------------------------------------------------------------- the memo
-Frozen = tuple  # (input_ids, token_type_ids, prompt_positions, target_positions, target_ids or None, truncated)
+# A kept rendering: (input_ids, token_type_ids, prompt_positions, target_positions, target_ids or None, truncated),
+# lists the memo owns and never hands out (`thaw` copies them).
+Frozen = tuple
 
 
 def freeze(r: Rendered) -> Frozen:
-    return (tuple(r.input_ids), tuple(r.token_type_ids), tuple(r.prompt_positions), tuple(r.target_positions),
-            None if r.target_ids is None else tuple(r.target_ids), int(r.truncated))
+    return (list(r.input_ids), list(r.token_type_ids), list(r.prompt_positions), list(r.target_positions),
+            None if r.target_ids is None else list(r.target_ids), int(r.truncated))
 
 
 def thaw(f: Frozen) -> Rendered:
-    return Rendered(list(f[0]), list(f[1]), list(f[2]), list(f[3]), None if f[4] is None else list(f[4]), f[5])
+    return Rendered(f[0][:], f[1][:], f[2][:], f[3][:], None if f[4] is None else f[4][:], f[5])
 
 
 class RenderMemo:
@@ -138,13 +146,14 @@ class RenderMemo:
         return thaw(held)
 
     def columns(self, keys: Sequence[str]) -> dict[str, list]:
+        """The kept renderings of `keys` as the cache file's columns."""
         rows = [(k, *self.entries[k]) for k in keys]
-        return {name: [list(r[i]) if isinstance(r[i], tuple) else r[i] for r in rows] for i, name in enumerate(_COLUMNS)}
+        return {name: [r[i] for r in rows] for i, name in enumerate(_COLUMNS)}
 
     def load(self, columns: dict[str, list]) -> None:
+        """Keep the renderings of a cache file's columns (`Dataset.to_dict`, whose lists are new objects)."""
         for key, *fields in zip(*(columns[c] for c in _COLUMNS)):
-            self.entries.setdefault(key, (tuple(fields[0]), tuple(fields[1]), tuple(fields[2]), tuple(fields[3]),
-                                          None if fields[4] is None else tuple(fields[4]), int(fields[5])))
+            self.entries.setdefault(key, tuple(fields))
 
 
 def _features():
@@ -159,7 +168,7 @@ def _features():
 # ------------------------------------------------------------------------------------------------ the scorer
 def examples_digest(examples: Sequence[Example]) -> str:
     """A hash of everything a scorer may read of the examples."""
-    return _digest([[ex.uid, ex.values, ex.label, list(ex.candidates), ex.group, ex.meta] for ex in examples])
+    return _repr_digest([(ex.uid, ex.values, ex.label, ex.candidates, ex.group, ex.meta) for ex in examples])
 
 
 class CachedScorer(Scorer):
@@ -230,6 +239,7 @@ class CachedScorer(Scorer):
 
         memo = self.memo
         chosen = list(examples)
+        made_now = []
 
         def render_all(batch: dict[str, list]) -> dict[str, list]:
             memo.recording = {}
@@ -238,6 +248,7 @@ class CachedScorer(Scorer):
                 asked = list(memo.recording)
             finally:
                 memo.recording = None
+            made_now.append(True)
             return memo.columns(asked)
 
         key = self.key(chosen, role)
@@ -247,7 +258,8 @@ class CachedScorer(Scorer):
             mapped = datasets.Dataset.from_dict({"index": list(range(len(chosen)))}).map(
                 render_all, batched=True, batch_size=None, remove_columns=["index"], features=_features(),
                 new_fingerprint=key, cache_file_name=str(folder / f"{key}.arrow"), load_from_cache_file=True)
-        memo.load(mapped.to_dict())
+        if not made_now:  # read from the cache file: the function did not run
+            memo.load(mapped.to_dict())
 
 
 def cached(scorer: Scorer) -> Scorer:
