@@ -134,7 +134,8 @@ class RenderMemo:
             return template.render_uncached(tokenizer, values, causal=causal, target_ids=target_ids,
                                             target_len=target_len, max_length=max_length)
 
-        if tokenizer is not self.tokenizer or template != self.template or len(tokenizer) != self.size:
+        same = template is self.template or template == self.template
+        if tokenizer is not self.tokenizer or not same or len(tokenizer) != self.size:
             return now()
         key = request_key(values, causal=causal, target_ids=target_ids, target_len=target_len, max_length=max_length)
         held = self.entries.get(key)
@@ -184,8 +185,8 @@ class CachedScorer(Scorer):
         return getattr(self.__dict__["inner"], name)
 
     def train_items(self, examples: Sequence[Example]) -> list[Any]:
-        self.fill(examples, "train")
-        return self.inner.train_items(examples)
+        made = self.fill(examples, "train")  # on a first run, filling built them
+        return made if made is not None else self.inner.train_items(examples)
 
     def loss(self, items: list[Any]):
         return self.inner.loss(items)
@@ -195,8 +196,8 @@ class CachedScorer(Scorer):
         return self.inner.predict(examples, desc=desc)
 
     def eval_inputs(self, examples: Sequence[Example]) -> list[Any]:
-        self.fill(examples, "eval")
-        return self.inner.eval_inputs(examples)  # type: ignore[attr-defined]
+        made = self.fill(examples, "eval")  # the producer of "eval" is this very method where the scorer has it
+        return made if made is not None else self.inner.eval_inputs(examples)  # type: ignore[attr-defined]
 
     def describe(self) -> dict[str, Any]:
         return self.inner.describe()
@@ -228,27 +229,27 @@ class CachedScorer(Scorer):
             "render_code": code_version(RENDER_CODE),
         })
 
-    def fill(self, examples: Sequence[Example], role: str) -> None:
+    def fill(self, examples: Sequence[Example], role: str) -> Optional[Any]:
         """Fill the memo with every rendering `role` needs for `examples`: from the cache file of their key, or
-        made now by the scorer's own code inside `Dataset.map`, which writes that file."""
+        made now by the scorer's own code inside `Dataset.map`, which writes that file. Returns what that code
+        returned when it ran (the caller's answer, when the code is what the caller asked for), else None."""
         producer = self._producer(role)
         if producer is None or not examples or (role, id(examples)) in self._filled:
-            return
+            return None
         self._filled[(role, id(examples))] = examples
         import datasets
 
         memo = self.memo
         chosen = list(examples)
-        made_now = []
+        made_now: list[Any] = []
 
         def render_all(batch: dict[str, list]) -> dict[str, list]:
             memo.recording = {}
             try:
-                producer([chosen[i] for i in batch["index"]])
+                made_now.append(producer([chosen[i] for i in batch["index"]]))
                 asked = list(memo.recording)
             finally:
                 memo.recording = None
-            made_now.append(True)
             return memo.columns(asked)
 
         key = self.key(chosen, role)
@@ -258,8 +259,10 @@ class CachedScorer(Scorer):
             mapped = datasets.Dataset.from_dict({"index": list(range(len(chosen)))}).map(
                 render_all, batched=True, batch_size=None, remove_columns=["index"], features=_features(),
                 new_fingerprint=key, cache_file_name=str(folder / f"{key}.arrow"), load_from_cache_file=True)
-        if not made_now:  # read from the cache file: the function did not run
-            memo.load(mapped.to_dict())
+        if made_now:
+            return made_now[0]
+        memo.load(mapped.to_dict())  # read from the cache file: the function did not run
+        return None
 
 
 def cached(scorer: Scorer) -> Scorer:
