@@ -5,9 +5,10 @@ The data root (default `<project>/data`, git-ignored) mirrors the layout of `../
 file) and `PARTIAL.tsv` (files that are rebuilt or missing, with the reason). Nothing here reads the
 mirror at import time; `fetch` copies from it (or downloads), verifying sha256 per file.
 
-Reading: `read_jsonl` is a plain line reader rather than `datasets.load_dataset("json")`: the benchmark
-files are small, and a malformed line must fail with `file:line` and the field, which `datasets` does not
-report.
+Validation: `iter_jsonl` is the validation layer, the one place a JSONL line is parsed by hand: a malformed
+line must fail with `file:line` and the field, which the `datasets` json builder does not report. Reading is
+`repro.splits`: once a file passes here, the json builder makes it a `datasets.Dataset` (cached by the file's
+sha256), and the tasks take their rows from that Dataset.
 """
 
 from __future__ import annotations

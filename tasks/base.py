@@ -23,11 +23,11 @@ import re
 import string
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Optional, Sequence
+from typing import Any, Iterable, Mapping, Optional, Sequence
 
-from repro.data import iter_jsonl
 from repro.errors import ConfigError, DataError
 from repro.core.template import Slot, Target, Template
+from repro.splits import load_jsonl, rows
 
 KINDS = ("classification", "candidates", "span", "vocab")
 STYLES = ("manual", "ptuning", "classifier")
@@ -120,18 +120,24 @@ class Task:
         )
 
     def read(self, path: Path) -> list[Example]:
-        """All examples of a jsonl file; a bad line fails with file:line and the field, an empty file by name."""
+        """All examples of a jsonl file, from its Dataset (`repro.splits`); a bad line fails with file:line and
+        the field, an empty file by name."""
+        return self.examples_of(rows(load_jsonl(path, required=self.required_fields, allow_empty=False)), str(path))
+
+    def examples_of(self, numbered: Iterable[tuple[Any, dict[str, Any]]], source: str) -> list[Example]:
+        """The examples of `(line, row)` pairs read from `source` (a file, or a hub split); a row that does not
+        make an example fails as `source:line: ...`, and that is each example's `uid` too."""
         examples: list[Example] = []
-        for lineno, row in iter_jsonl(path, required=self.required_fields, allow_empty=False):
+        for lineno, row in numbered:
+            where = f"{source}:{lineno}"
             try:
-                examples.extend(self.example(row, f"{path}:{lineno}"))
+                examples.extend(self.example(row, where))
             except DataError as err:
-                where = f"{path}:{lineno}"
                 raise DataError(str(err) if str(err).startswith(where) else f"{where}: {err}") from None
             except KeyError as err:
-                raise DataError(f"{path}:{lineno}: missing field {err}") from None
+                raise DataError(f"{where}: missing field {err}") from None
             except (TypeError, ValueError, AttributeError) as err:
-                raise DataError(f"{path}:{lineno}: {err}") from None
+                raise DataError(f"{where}: {err}") from None
         return examples
 
     def example(self, row: dict[str, Any], uid: str) -> list[Example]:

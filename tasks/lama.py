@@ -32,8 +32,9 @@ from pathlib import Path
 from typing import Any, Mapping, Optional, Sequence, Union
 
 from repro import metrics
-from repro.data import PathLike, read_partial, require, iter_jsonl
+from repro.data import PathLike, read_partial, require
 from repro.errors import ConfigError, DataError
+from repro.splits import load_jsonl, rows
 from repro.tasks.base import Example, Task
 
 LAMA_DIR = "lama"
@@ -44,6 +45,7 @@ VOCAB_FILES = {"29k": "lama/29k-vocab.json", "34k": "lama/34k-vocab.json"}
 VOCAB_STRATEGIES = ("29k", "34k", "full")
 BYTE_LEVEL_SPACE = "Ġ"
 FACT_FIELDS = ("sub_label", "obj_label")
+FACT_COLUMNS = FACT_FIELDS + ("uuid",)  # what a Fact keeps of a row
 
 
 # ------------------------------------------------------------------------------------------- relations
@@ -101,7 +103,7 @@ def load_relations(root: PathLike) -> list[Relation]:
     partial = read_partial(root)
     relations: list[Relation] = []
     seen: set[str] = set()
-    for lineno, row in iter_jsonl(path, required=("relation", "template")):
+    for lineno, row in rows(load_jsonl(path, required=("relation", "template"))):
         rel_id = row["relation"]
         if rel_id not in folders or rel_id in seen:
             continue
@@ -149,7 +151,7 @@ def load_facts(root: PathLike, relation: Union[str, Relation], split: str) -> li
     rel_id = relation.id if isinstance(relation, Relation) else relation
     path = require(root, relation_file(rel_id, split))
     facts = []
-    for lineno, row in iter_jsonl(path, required=FACT_FIELDS, allow_empty=False):
+    for lineno, row in rows(load_jsonl(path, required=FACT_FIELDS, allow_empty=False), FACT_COLUMNS):
         for name in FACT_FIELDS:
             if not isinstance(row[name], str) or not row[name].strip():
                 raise DataError(f"{path}:{lineno}: field {name!r} must be a non-empty string, got {row[name]!r}")

@@ -82,6 +82,14 @@ class Template:
     parts: tuple[Part, ...]
     source: str = field(default="", compare=False)
     truncation: str = "longest"  # one of TRUNCATION_RULES; set per run by `with_truncation`
+    # What `render` asks first (None: nothing): an object with `render(template, tokenizer, values, **same keywords)`
+    # that answers a request it has seen and renders the others with `render_uncached`
+    # (`repro.experiment.renders.RenderMemo`: renderings cached across runs). Not part of the template's identity.
+    memo: Optional[object] = field(default=None, compare=False, repr=False)
+
+    def with_memo(self, memo: Optional[object]) -> "Template":
+        """This template with `render` answered by `memo` first (see the `memo` field)."""
+        return replace(self, memo=memo)
 
     def with_truncation(self, rule: str) -> "Template":
         """This template shortening over-long inputs by `rule` (TRUNCATION_RULES)."""
@@ -260,7 +268,15 @@ class Template:
         return "".join(out)
 
     # ------------------------------------------------------------------ rendering
-    def render(
+    def render(self, tokenizer, values: Mapping[str, str], **options) -> "Rendered":
+        """Token ids and positions for one example; `options` are `render_uncached`'s keywords (causal, target_ids,
+        target_len, max_length). See the module docstring for the target convention. The memo, where the
+        template has one, answers first."""
+        if self.memo is not None:
+            return self.memo.render(self, tokenizer, values, **options)  # type: ignore[attr-defined]
+        return self.render_uncached(tokenizer, values, **options)
+
+    def render_uncached(
         self,
         tokenizer,
         values: Mapping[str, str],
@@ -270,7 +286,7 @@ class Template:
         target_len: int = 1,
         max_length: Optional[int] = None,
     ) -> "Rendered":
-        """Token ids and positions for one example. See the module docstring for the target convention."""
+        """`render` itself: tokenize the example's parts, shorten, assemble (every rendering is made here)."""
         frame = special_token_frame(tokenizer, causal=causal)
         n_target = len(target_ids) if target_ids is not None else target_len
         if n_target <= 0:

@@ -30,11 +30,13 @@ from repro.errors import ConfigError
 from repro.atomic import atomic_write_json
 from repro.experiment.config import RunConfig
 from repro.experiment.fingerprints import differences, fields_fingerprint, unit_fields
+from repro.experiment.renders import cached
 from repro.fidelity import Score, selection_value
 from repro.methods import Method
 from repro.ptuning import PromptEncoder, PromptEncoderConfig, paper_lstm_config
 from repro.results import RUNS_DIR, RunRecord
 from repro.scorers.base import Scorer, ScorerContext, make_scorer
+from repro.superglue_hub import SOURCES
 from repro.validate import preflight
 from repro.tasks.base import Example, Task
 
@@ -62,8 +64,13 @@ class Workspace:
         "help": "torch CPU threads (0: torch's default); on a machine shared with other jobs, 1 avoids threads "
                 "waiting on each other. Part of the fingerprint: the thread count changes floating-point sums"})
     quiet: bool = field(default=False, metadata={"help": "no progress bars"})
+    data_source: str = field(default="local", metadata={
+        "help": "where SuperGLUE's files come from: local (the data root) | hub (the Hugging Face hub's super_glue "
+                "dataset; FewGLUE's few-shot files stay local; repro/superglue_hub.py)", "choices": SOURCES})
 
     def __post_init__(self) -> None:
+        if self.data_source not in SOURCES:
+            raise ConfigError(f"unknown data source {self.data_source!r}; valid: {', '.join(SOURCES)}")
         self.root = Path(self.root) if self.root is not None else None
         self.results_root = Path(self.results_root)
         self.runs_root = Path(self.runs_root) if self.runs_root is not None else None
@@ -258,14 +265,15 @@ def build_scorer(task: Task, method: Method, backbone: Backbone, template: Templ
                  config: RunConfig, seed: Optional[int], *, max_length: Optional[int], options: Optional[dict] = None,
                  quiet: bool = False) -> Scorer:
     """Seed (None: the caller has set the RNG stream, fidelity's `seed_rule=once`), then the method's model
-    (fresh encoder where it has one) and the task kind's scorer."""
+    (fresh encoder where it has one) and the task kind's scorer, its renderings cached across runs
+    (`repro.experiment.renders`)."""
     if seed is not None:
         set_seed(seed)
     encoder = new_encoder(template.num_prompt_tokens, backbone, config) if method.uses_encoder else None
     model = PromptedLM(backbone, encoder, train_backbone=method.trains_backbone, dtype=config.lm_dtype(method))
     ctx = ScorerContext(task, method, model, template, pattern, max_length, config.eval_batch_size, quiet=quiet,
                         options=dict(options or {}), fidelity=config.choices)
-    return make_scorer(ctx)
+    return cached(make_scorer(ctx))
 
 
 def fit(scorer: Scorer, task: Task, train_examples: Sequence[Example], dev_examples: Sequence[Example],

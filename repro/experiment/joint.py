@@ -28,6 +28,7 @@ from repro.fidelity import selection_value
 from repro.errors import ConfigError
 from repro.experiment.config import RunConfig
 from repro.experiment.engine import new_encoder, training_record
+from repro.experiment.renders import cached
 from repro.methods import Method
 from repro.scorers.base import Scorer, ScorerContext, make_scorer
 from repro.tasks.base import Example, Task
@@ -75,7 +76,8 @@ def can_train_jointly(method: Method, train_config: Optional[TrainConfig] = None
 
 def build_joint(members: Sequence[Member], method: Method, backbone: Backbone, config: RunConfig, *,
                 max_length: Optional[int], options: Optional[dict] = None, quiet: bool = False) -> JointModel:
-    """Per member, as `engine.build_scorer`: seed, then its encoder; all on one frozen prompted LM. A zero-shot
+    """Per member, as `engine.build_scorer`: seed, then its encoder; all on one frozen prompted LM (renderings
+    cached, `repro.experiment.renders`). A zero-shot
     method (MP) gets the plain LM (no encoder, `stack` None), shared by every member's scorer."""
     if method.trains_backbone:
         raise ConfigError(f"method {method.name!r} trains the LM: its units cannot share one frozen LM")
@@ -87,10 +89,10 @@ def build_joint(members: Sequence[Member], method: Method, backbone: Backbone, c
             encoders.append(new_encoder(m.template.num_prompt_tokens, backbone, config))
         stack = EncoderStack(encoders)
     model = PromptedLM(backbone, stack, train_backbone=False, dtype=config.lm_dtype(method))
-    scorers = [make_scorer(ScorerContext(m.task, method, model, m.template, m.pattern, max_length,
+    scorers = [cached(make_scorer(ScorerContext(m.task, method, model, m.template, m.pattern, max_length,
                                          config.eval_batch_size, quiet=quiet, options=dict(options or {}),
                                          prompt_offset=stack.offsets[i] if stack is not None else 0,
-                                         fidelity=config.choices))
+                                         fidelity=config.choices)))
                for i, m in enumerate(members)]
     return JointModel(model, stack, scorers)
 

@@ -48,6 +48,7 @@ from repro.experiment.engine import (PristineLM, ReuseLog, Workspace, build_scor
 from repro.experiment.fingerprints import data_hashes, fields_fingerprint
 from repro.experiment.joint import Member, build_joint, can_train_jointly, fit_together, predict_together
 from repro.methods import Method, Style
+from repro.superglue_hub import check_source
 from repro.results import LAMA_RELATION_SCHEMA, LAMA_SUMMARY_SCHEMA, RunRecord, write_result
 from repro.tasks import lama as lama_data
 from repro.tasks.base import Example
@@ -209,6 +210,7 @@ def run_lama(config: LamaConfig, *, backbone: Optional[Backbone] = None, **where
     finished relation file of these settings in the run folder, every seed's (a subset run never shrinks it).
     `where`: the `Workspace` fields (root, results_root, runs_root, device, threads, quiet)."""
     ws = Workspace(**where)
+    check_source(ws.data_source, config.BENCHMARK)
     root, backbone, record = ws.open(config, backbone)
     config.backbone_kind = "causal" if backbone.is_causal else "masked"
     vocab_key = config.vocab_key or lama_data.matching_vocab_key(root, config.vocab, backbone.tokenizer)

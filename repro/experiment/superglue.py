@@ -36,7 +36,7 @@ from typing import Any, Mapping, Optional, Sequence
 import torch
 from tqdm.auto import tqdm
 
-from repro import checkpoint, validate
+from repro import checkpoint, superglue_hub, validate
 from repro.core import distributed
 from repro.core.backbone import Backbone
 from repro.core.template import Template
@@ -78,14 +78,20 @@ class RunData:
     partial_files: list[str] = field(default_factory=list)
 
 
-def load_data(config: SuperGLUEConfig, train_task: Task, eval_tasks: Sequence[Task], root: Path) -> RunData:
-    """Read what the run needs; a missing file is a DataError that names it and the fetch command."""
+def load_data(config: SuperGLUEConfig, train_task: Task, eval_tasks: Sequence[Task], root: Path,
+              source: str = "local") -> RunData:
+    """Read what the run needs; a missing file is a DataError that names it and the fetch command. `source`
+    `hub`: the SuperGLUE files from the hub's super_glue dataset (`repro.superglue_hub`), FewGLUE's from `root`."""
     notes: list[str] = []
     partial: list[str] = []
 
     def read(task: Task, rel: Optional[str], what: str) -> list[Example]:
         if rel is None:
             raise ConfigError(f"task {task.name!r} has no {what} file in the {config.setting} setting")
+        if source == "hub" and superglue_hub.from_hub(rel):
+            config_name, split = superglue_hub.hub_split(task, rel)
+            notes.append(f"{rel} read from the hub: {superglue_hub.source_name(config_name, split)}")
+            return superglue_hub.read(task, rel)[0]
         status = partial_status(root, rel)
         if status is not None and not status.startswith("missing"):
             partial.append(rel)
@@ -107,7 +113,7 @@ def load_data(config: SuperGLUEConfig, train_task: Task, eval_tasks: Sequence[Ta
                          "(max_train/max_dev set)")
     evals = []
     for task in eval_tasks:
-        rel = eval_file(task, root)
+        rel = eval_file(task, root, source)
         if rel != task.files().eval:
             reason = partial_status(root, task.files().eval) or "file not found in the data root"
             notes.append(f"{task.files().eval} is absent ({reason}): evaluated on {rel} instead, which is also "
@@ -118,25 +124,35 @@ def load_data(config: SuperGLUEConfig, train_task: Task, eval_tasks: Sequence[Ta
     return RunData(train_examples, dev_examples, evals, notes, partial)
 
 
-def eval_file(task: Task, root: Path) -> str:
-    """The file a task is evaluated on: its declared one, or its fallback when that is absent."""
+def eval_file(task: Task, root: Path, source: str = "local") -> str:
+    """The file a task is evaluated on: its declared one, or its fallback when that is absent (never from the
+    hub, which has every SuperGLUE dev set)."""
     rel = task.files().eval
+    if source == "hub" and superglue_hub.from_hub(rel):
+        return rel
     return task.eval_fallback if task.eval_fallback and not (root / rel).is_file() else rel
 
 
-def data_files(config: SuperGLUEConfig, train_task: Task, eval_tasks: Sequence[Task], root: Path) -> list[str]:
-    """Every file a run reads, relative to the data root (what `load_data` reads; their hashes are fingerprinted)."""
+def data_files(config: SuperGLUEConfig, train_task: Task, eval_tasks: Sequence[Task], root: Path,
+               source: str = "local") -> list[tuple[Task, str]]:
+    """Every file a run reads (the task reading it, the path relative to the data root): what `load_data` reads,
+    whose hashes are fingerprinted."""
     files = train_task.files()
     trained = [] if config.zero_shot else [files.train(config.setting), files.dev(config.setting)]
-    return [rel for rel in trained if rel is not None] + [eval_file(task, root) for task in eval_tasks]
+    return ([(train_task, rel) for rel in trained if rel is not None]
+            + [(task, eval_file(task, root, source)) for task in eval_tasks])
 
 
 def run_fields(ws: Workspace, config: SuperGLUEConfig, train_task: Task, eval_tasks: Sequence[Task]) -> dict[str, Any]:
     """Every field that decides a run's seeds' numbers: the key of its resume folder (`keyed_dir`). Also what
-    `python -m repro sweep --plan` compares."""
+    `python -m repro sweep --plan` compares. A file read from the hub counts as `hub:<path>` with the hub split's
+    fingerprint in place of a sha256."""
     root = data_root(ws.root)
-    files = data_files(config, train_task, eval_tasks, root)
-    return ws.unit_fields(config.fingerprint_data(), data_hashes(root, files))
+    files = data_files(config, train_task, eval_tasks, root, ws.data_source)
+    hub = {rel: task for task, rel in files if ws.data_source == "hub" and superglue_hub.from_hub(rel)}
+    data = data_hashes(root, [rel for _, rel in files if rel not in hub])
+    data.update({f"hub:{rel}": superglue_hub.fingerprint(task, rel) for rel, task in hub.items()})
+    return ws.unit_fields(config.fingerprint_data(), data)
 
 
 def output_dir(results_root: Path, backbone_name: str, config: SuperGLUEConfig) -> Path:
@@ -389,13 +405,14 @@ class Engine:
 def run_superglue(config: SuperGLUEConfig, *, backbone: Optional[Backbone] = None,
                   **where: Any) -> dict[str, dict[str, Any]]:
     """Run (or resume) every seed and write one result per evaluated task; returns them by task name.
-    `where`: the `Workspace` fields (root, results_root, runs_root, device, threads, quiet)."""
+    `where`: the `Workspace` fields (root, results_root, runs_root, device, threads, quiet, data_source)."""
     ws = Workspace(**where)
     quiet = ws.quiet
     method = config.method_entry
     train_task = get_task(config.train_task)
     eval_tasks = [train_task] + [get_task(n) for n in train_task.diagnostics]
-    data = load_data(config, train_task, eval_tasks, data_root(ws.root))  # before the backbone: fails fast
+    superglue_hub.check_source(ws.data_source, config.BENCHMARK)
+    data = load_data(config, train_task, eval_tasks, data_root(ws.root), ws.data_source)  # before the backbone
     _, backbone, record = ws.open(config, backbone)
     seeds = config.seeds[:1] if method.zero_shot else list(config.seeds)
     run = RunPlan(config, train_task, eval_tasks, method, backbone, seeds)
