@@ -85,22 +85,26 @@ def test_an_unknown_configuration_names_the_valid_ones():
 @pytest.mark.parametrize("method", ["mp-29k", "ptuning-29k"])
 def test_lama_module_gives_the_committed_summaries(method):
     """Each committed relation file keeps its correct and kept counts: rebuilt as facts, the module's macro and
-    micro P@1 are the summary's."""
-    folder = ROOT / "results" / "lama" / "smollm2-135m" / method
-    summary = json.loads((folder / "summary.json").read_text())
-    preds, golds, relations = [], [], []
-    for path in sorted(folder.glob("P*.json")):
-        record = json.loads(path.read_text())
-        if record["relation"] not in summary["relations"] or record["correct"] is None:
-            continue  # not in this summary, or not trained (no training file: P-tuning has no number)
-        kept, correct = int(record["kept"]), int(record["correct"])
-        preds += [1] * correct + [0] * (kept - correct)
-        golds += [1] * kept
-        relations += [record["relation"]] * kept
-    out = load("lama", "default").compute(predictions=preds, references=golds, relations=relations)
-    assert out["num_relations"] == summary["n_relations"] and out["num_facts"] == summary["n_facts"]
-    assert out["macro_p_at_1"] == pytest.approx(summary["macro_p_at_1"], abs=1e-9)
-    assert out["micro_p_at_1"] == pytest.approx(summary["micro_p_at_1"], abs=1e-9)
+    micro P@1 are the summary's, seed by seed (a several-seed summary holds each seed's; `seed_folder`)."""
+    from repro.experiment.lama import seed_folder
+
+    run = ROOT / "results" / "lama" / "smollm2-135m" / method
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["seeds"]
+    for seed, expected in summary["seeds"].items():
+        preds, golds, relations = [], [], []
+        for path in sorted(seed_folder(run, int(seed)).glob("P*.json")):
+            record = json.loads(path.read_text())
+            if record["relation"] not in summary["relations"] or record["correct"] is None:
+                continue  # not in this summary, or not trained (no training file: P-tuning has no number)
+            kept, correct = int(record["kept"]), int(record["correct"])
+            preds += [1] * correct + [0] * (kept - correct)
+            golds += [1] * kept
+            relations += [record["relation"]] * kept
+        out = load("lama", "default").compute(predictions=preds, references=golds, relations=relations)
+        assert out["num_relations"] == summary["n_relations"] and out["num_facts"] == summary["n_facts"]
+        assert out["macro_p_at_1"] == pytest.approx(expected["macro_p_at_1"], abs=1e-9)
+        assert out["micro_p_at_1"] == pytest.approx(expected["micro_p_at_1"], abs=1e-9)
 
 
 def test_describe_names_module_and_version():

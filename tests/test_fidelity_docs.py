@@ -73,3 +73,20 @@ def test_per_seed_numbers_quoted_in_prose_match_the_result_files():
     others = sorted(round(m["f1a"]) for s, m in multirc["seeds"].items() if s != seed)
     span = re.search(r"seeds \d+ and \d+\s+stay at (\d+)-(\d+)", _prose())
     assert (int(span[1]), int(span[2])) == (others[0], others[-1])
+
+
+def test_lama_seed_numbers_quoted_in_prose_match_the_summary():
+    pt = _json("lama/smollm2-135m/ptuning-29k/summary.json")
+    prose = _prose()
+    quote = re.search(r"seeds (\d+), (\d+) and (\d+) give macro P@1 (\d+\.\d), (\d+\.\d) and (\d+\.\d)", prose)
+    assert quote, "the per-seed macro sentence"
+    seeds = [quote[1], quote[2], quote[3]]
+    assert seeds == list(pt["seeds"])
+    assert [float(q) for q in quote.groups()[3:]] == [round(pt["seeds"][s]["macro_p_at_1"], 1) for s in seeds]
+    row = re.search(r"macro over relations \(MP: \d+, P-tuning: \d+\) \| [\d.]+ \| [\d.]+ ± ([\d.]+)", prose)
+    assert float(row[1]) == round(pt["std"]["macro_p_at_1"], 1)
+    quoted = re.findall(r"(P\d+): ([\d.]+, [\d.]+, [\d.]+)[;)]", prose)
+    assert len(quoted) >= 4, "the per-relation examples of the seed spread"
+    for rid, values in quoted:
+        per_seed = pt["relations"][rid]["seeds"]
+        assert [float(v) for v in values.split(", ")] == [round(per_seed[s], 1) for s in seeds], rid

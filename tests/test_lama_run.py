@@ -138,3 +138,14 @@ def test_corrupt_fact_line_is_named_with_file_and_line(load_tiny, shared_data, t
         run_lama(replace(_config("mp"), relations=["P36"]), root=root, results_root=tmp_path / "r", runs_root=tmp_path / "x",
                  backbone=load_tiny("gpt2"), quiet=True)
     assert not (tmp_path / "r" / "lama" / "gpt2" / "mp-29k").exists()
+
+
+@pytest.mark.parametrize("sequential", [False, True])
+def test_a_relation_with_no_usable_dev_fact_is_skipped_not_crashed(load_tiny, shared_data, tmp_path, sequential):
+    """With the tiny GPT-2's vocabulary no P36 dev fact has a one-token object: nothing to select a checkpoint
+    with, so P-tuning says so for P36 and trains the other relation."""
+    config = replace(_config("ptuning"), relations=["P36", "P101"], sequential=sequential)
+    summary = _run(load_tiny, "gpt2", config, shared_data, tmp_path)
+    assert summary["relations"]["P36"]["p_at_1"] is None
+    assert "no dev fact has its object in the allowed vocabulary" in summary["relations"]["P36"]["skipped"]
+    assert summary["relations"]["P101"]["p_at_1"] is not None and summary["n_relations"] == 1

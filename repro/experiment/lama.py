@@ -495,15 +495,21 @@ class RelationUnit:
         }
 
     def untrainable(self) -> Optional[str]:
-        """Why a trained method cannot run on this relation (a split missing), else None."""
+        """Why a trained method cannot run on this relation (a split missing, or no fact of a split has its object
+        in the allowed vocabulary: nothing to train on or to select with), else None."""
         if not self.method.trains:
             return None
         relation = self.relation
         missing = [s for s in ("train", "dev") if not lama_data.has_split(self.root, relation, s)]
-        if not missing:
-            return None
-        reasons = "; ".join(f"{s}: {relation.split_status(s) or 'file not found'}" for s in missing)
-        return f"cannot train without {' and '.join(missing)} ({reasons})"
+        if missing:
+            reasons = "; ".join(f"{s}: {relation.split_status(s) or 'file not found'}" for s in missing)
+            return f"cannot train without {' and '.join(missing)} ({reasons})"
+        data = self.train_dev()
+        empty = [s for s, kept in (("train", data.train), ("dev", data.dev)) if not kept]
+        if empty:
+            return (f"cannot train: no {' and no '.join(empty)} fact has its object in the allowed vocabulary "
+                    f"({self.vocab.description})")
+        return None
 
     def complete(self, result: dict[str, Any], test: list[Example], predicted: list[int],
                  training: Optional[dict[str, Any]]) -> None:
