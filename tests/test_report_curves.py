@@ -35,8 +35,12 @@ def test_histories_are_read_per_relation_and_per_seed(tmp_path):
     lama = lama_histories(found[("lama", "ptuning", "lama")])
     summary = json.loads((root / "lama/smollm2-135m/ptuning-29k/summary.json").read_text())
     assert len(lama) == summary["n_relations"]  # every trained relation, none of the untrained three
-    p17 = json.loads((root / "lama/smollm2-135m/ptuning-29k/P17.json").read_text())["training"]["history"]
-    assert lama["P17"] == p17
+    seeds = list(summary["seeds"])
+    assert len(seeds) == 3
+    for seed in seeds:  # the authors' seed 34 at the run folder's top, the others in seed<S>/
+        folder = root / "lama/smollm2-135m/ptuning-29k" / ("" if seed == "34" else f"seed{seed}")
+        assert lama["P17"][seed] == json.loads((folder / "P17.json").read_text())["training"]["history"]
+    assert lama["P17"]["35"] != lama["P17"]["34"]
     assert lama_histories(found[("lama", "mp", "lama")]) == {}  # MP trains nothing
     seeds = superglue_histories(found[("superglue", "ptuning", "cb")])
     assert sorted(seeds) == ["42", "43", "44"] and seeds["43"][1]["dev"] == 61.0

@@ -2,7 +2,7 @@
 per run group, so that a stalled relation or seed is seen at a glance.
 
 - LAMA: all relations of one run (backbone, method, vocabulary) on one sheet, one small panel per relation,
-  read from the relation files beside the run's summary (`training.history`).
+  its seeds overlaid, read from the relation files beside the run's summary (`training.history`).
 - SuperGLUE: one sheet per (setting, backbone, method), one panel per task, the seeds overlaid, read from the
   result file (`training.<seed>.history`; files written before histories were kept there have none: skipped).
 Dev score solid (left axis), loss dashed (right axis). Written under `<plots>/curves/`.
@@ -24,13 +24,18 @@ from repro.report.text import slug
 History = list[dict[str, Any]]
 
 
-def lama_histories(result: Result) -> dict[str, History]:
-    """Relation id -> its training history, from the relation files beside a LAMA summary."""
-    out = {}
+def lama_histories(result: Result) -> dict[str, dict[str, History]]:
+    """Relation id -> seed -> its training history, from the relation files beside a LAMA summary (the default
+    seed's at the run folder's top, any other seed's in its `seed<S>/` folder: `repro.experiment.lama`)."""
+    seeds = list(result.seed_metrics) or [str((result.config.get("seeds") or [""])[0])]
+    out: dict[str, dict[str, History]] = {}
     for relation in result.relations:
-        history = (raw(result.path.parent / f"{relation.relation}.json").get("training") or {}).get("history")
-        if history:
-            out[relation.relation] = history
+        for seed in seeds:
+            folder = result.path.parent / f"seed{seed}"
+            folder = folder if folder.is_dir() else result.path.parent
+            history = (raw(folder / f"{relation.relation}.json").get("training") or {}).get("history")
+            if history:
+                out.setdefault(relation.relation, {})[seed] = history
     return out
 
 
@@ -79,7 +84,8 @@ def write_curves(results: list[Result], out: Path) -> list[Path]:
             histories = lama_histories(result)
             if histories:
                 name = f"lama_{slug(result.backbone)}_{slug(result.method)}-{result.setting}"
-                panels = {rel: {rel: h} for rel, h in histories.items()}
+                panels = {rel: (by_seed if len(by_seed) > 1 else {rel: h for h in by_seed.values()})
+                          for rel, by_seed in histories.items()}
                 written.append(_sheet(panels, f"LAMA {result.method}, {result.backbone}, {result.setting}",
                                       "dev P@1", out / f"{name}.png"))
             continue
