@@ -41,10 +41,14 @@ def test_lama_rows_are_relations_and_the_two_averages(frame):
     data = json.loads((ROOT / "results/lama/smollm2-135m/ptuning-29k/summary.json").read_text())
     rows = frame[(frame.benchmark == "lama") & (frame.method == "ptuning")]
     relations = rows[rows.task != LAMA_ALL]
-    assert len(relations) == data["n_relations"]
-    assert relations.value.mean() == pytest.approx(data["macro_p_at_1"])
-    averages = rows[rows.task == LAMA_ALL].set_index("metric").value
-    assert averages["macro_p_at_1"] == data["macro_p_at_1"] and averages["micro_p_at_1"] == data["micro_p_at_1"]
+    seeds = [int(s) for s in data["seeds"]]
+    assert len(relations) == data["n_relations"] * len(seeds)  # one row per relation and seed
+    for seed in seeds:
+        mine = relations[relations.seed == seed]
+        assert mine.value.mean() == pytest.approx(data["seeds"][str(seed)]["macro_p_at_1"])
+        averages = rows[(rows.task == LAMA_ALL) & (rows.seed == seed)].set_index("metric").value
+        assert averages.to_dict() == data["seeds"][str(seed)]
+    assert relations.groupby("seed").value.mean().mean() == pytest.approx(data["macro_p_at_1"])
     assert set(rows.fidelity) == {data["config"].get("fidelity") or "suite"}
     assert json.loads(rows.fidelity_choices.iloc[0]) == data["config"]["fidelity_choices"]
 
