@@ -189,5 +189,5 @@ def test_known_spread_section_states_the_seed_spread_and_each_variant_against_it
     assert f"macro_p_at_1 {variant['macro_p_at_1']:.2f}" in variant_row
     # the variant compares with the committed seed-34 relation files, not with the seeds' mean
     cells = [c.strip() for c in variant_row.split("|")[1:-1]]
-    assert cells[3] == f"macro_p_at_1 {together['seeds']['34']['macro_p_at_1']:.2f}"
+    assert cells[3] == f"macro_p_at_1 {together['seeds']['34']['macro_p_at_1']:.2f} (seed 34)"
     assert cells[5].endswith(f"of {len(TWO)} relations") or f"of {len(TWO)} relations," in cells[5]

@@ -104,7 +104,8 @@ def _variant_row(name: str, variant: Result, original: Result) -> str:
     theirs = variant.metrics.get(key)
     moved = _relations_moved(variant, original, seed) if variant.kind == "lama" else \
         f"{key} {theirs - ours:+.2f}" if ours is not None and theirs is not None else ""
-    return (f"| {name} | {variant.display} | {what} | {key} {_num(ours)} | {key} {_num(theirs)} | {moved} |")
+    which = f" (seed {seed})" if len(original.seed_metrics) > 1 else ""
+    return (f"| {name} | {variant.display} | {what} | {key} {_num(ours)}{which} | {key} {_num(theirs)} | {moved} |")
 
 
 def _first_seed(result: Result) -> str:
