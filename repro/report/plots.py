@@ -42,7 +42,15 @@ def plot_relations(table: RelationTable, path: Path) -> Path:
         missing |= {n for n in names if n not in values or values[n].p_at_1 is None}
         color = COLORS[i % len(COLORS)]
         macro = result.metrics["macro_p_at_1"]
-        ax.bar(xs, heights, width, color=color, label=f"{method_name(method)} (macro {macro:.1f})")
+        label = f"{method_name(method)} (macro {macro:.1f})"
+        spread = None
+        if result.n_seeds > 1:  # whiskers from the lowest to the highest seed: a stall in one seed shows
+            seeds = [values[n].seeds if n in values else {} for n in names]
+            spread = [[h - min(v.values(), default=h) for h, v in zip(heights, seeds)],
+                      [max(v.values(), default=h) - h for h, v in zip(heights, seeds)]]
+            label = (f"{method_name(method)} (macro {macro:.1f} ± {result.std.get('macro_p_at_1', 0.0):.1f}; "
+                     f"bars: mean of seeds {', '.join(result.seed_metrics)}, whiskers: lowest to highest)")
+        ax.bar(xs, heights, width, yerr=spread, capsize=1.5, error_kw={"linewidth": 0.8}, color=color, label=label)
         ax.axhline(macro, color=color, linestyle="--", linewidth=1)
     ax.set_xticks(range(len(names)))
     ax.set_xticklabels([n + ("*" if n in partial else "") + ("°" if n in missing else "") for n in names],
