@@ -173,3 +173,15 @@ def test_round_trip_of_every_stored_kind_of_value(tmp_path):
     with pytest.raises(TypeError, match="tensors and plain values only"):
         checkpoint.save(tmp_path / "d", {"f": object()}, kind="test")
     assert not (tmp_path / "d").exists()
+
+
+def test_atomic_writes_give_the_permissions_a_plain_write_would(tmp_path):
+    """mkstemp creates 0600 files; a result file must be readable as one written with open() is."""
+    import os
+
+    from repro.atomic import atomic_write_json
+
+    plain = tmp_path / "plain.json"
+    plain.write_text("{}")
+    written = atomic_write_json(tmp_path / "result.json", {"a": 1})
+    assert os.stat(written).st_mode & 0o777 == os.stat(plain).st_mode & 0o777
