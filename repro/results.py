@@ -35,6 +35,15 @@ LAMA_SUMMARY_SCHEMA = "repro.lama.summary/1"  # one LAMA run over its relations 
 SUPERGLUE_SCHEMA = "repro.superglue/1"  # one SuperGLUE run, all seeds (results/superglue/<setting>/...)
 SUPERGLUE_SEED_SCHEMA = "repro.superglue.seed/1"  # one seed's record under runs/, reused on a rerun
 
+LAMA_DEFAULT_SEED = 34  # the authors' LAMA seed: its relation files sit at the top of a LAMA run folder
+
+
+def seed_folder(run_dir: Path, seed: int) -> Path:
+    """Where one seed's LAMA relation files (and resume state) live: the run folder itself for the authors' seed
+    (the default, so a one-seed run keeps the layout every reader knows), `seed<S>/` inside it for any other.
+    Here, beside the schemas, so the writer and the torch-free readers (the report) share the one rule."""
+    return run_dir if seed == LAMA_DEFAULT_SEED else run_dir / f"seed{seed}"
+
 
 def environment(dtype: str = "float32", device: str = "cpu") -> dict[str, Any]:
     """Package versions, device, dtype, threads and processes: what a reader needs to rerun the numbers.

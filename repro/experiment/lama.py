@@ -49,7 +49,8 @@ from repro.experiment.fingerprints import data_hashes, fields_fingerprint
 from repro.experiment.joint import Member, build_joint, can_train_jointly, fit_together, predict_together
 from repro.methods import Method, Style
 from repro.superglue_hub import check_source
-from repro.results import LAMA_RELATION_SCHEMA, LAMA_SUMMARY_SCHEMA, RunRecord, write_result
+from repro.results import (LAMA_DEFAULT_SEED, LAMA_RELATION_SCHEMA, LAMA_SUMMARY_SCHEMA, RunRecord, seed_folder,
+                           write_result)
 from repro.tasks import lama as lama_data
 from repro.tasks.base import Example
 from repro.tasks.lama import Lama
@@ -92,7 +93,7 @@ class LamaConfig(RunConfig):
 
     BENCHMARK: ClassVar[str] = "lama"
     PRESETS: ClassVar[Mapping[str, Preset]] = PRESETS
-    DEFAULT_SEEDS: ClassVar[tuple[int, ...]] = (34,)  # the authors' LAMA seed
+    DEFAULT_SEEDS: ClassVar[tuple[int, ...]] = (LAMA_DEFAULT_SEED,)  # the authors' LAMA seed
 
     vocab: str = field(default="29k", metadata={"help": "29k | 34k | full", "choices": lama_data.VOCAB_STRATEGIES})
     relations: Optional[list[str]] = field(default=None, metadata={"help": "relation ids (None: all 41)"})
@@ -235,19 +236,13 @@ def run_lama(config: LamaConfig, *, backbone: Optional[Backbone] = None, **where
             lambda rid: fields_fingerprint(relation_fields(ws, root, seed_config, everything[rid])))
         if found:
             per_seed[seed] = found
-        excluded.update({(rid if seed == DEFAULT_SEED else f"seed{seed}/{rid}"): why for rid, why in left_out.items()})
+        excluded.update({(seed_folder(Path(), seed) / rid).as_posix(): why for rid, why in left_out.items()})
     summary = _summary(per_seed, list(everything), config, backbone, vocab, record, excluded)
     write_result(out_dir / "summary.json", summary)
     return summary
 
 
 DEFAULT_SEED = LamaConfig.DEFAULT_SEEDS[0]
-
-
-def seed_folder(run_dir: Path, seed: int) -> Path:
-    """Where one seed's relation files (and resume state) live: the run folder itself for the authors' seed (the
-    default, so a one-seed run keeps the layout every reader knows), `seed<S>/` inside it for any other."""
-    return run_dir if seed == DEFAULT_SEED else run_dir / f"seed{seed}"
 
 
 def seeds_in_folder(run_dir: Path, also: Sequence[int] = ()) -> list[int]:
@@ -459,6 +454,7 @@ class RelationUnit:
     state_dir: Path  # this relation's resume state: one folder per fingerprint of `fields`
     quiet: bool
     fields: dict[str, Any]  # what decides its numbers (`Workspace.unit_fields`)
+    _train_dev: Optional[TrainDev] = field(default=None, init=False, repr=False)
 
     @property
     def checkpoint_dir(self) -> Path:
@@ -545,12 +541,15 @@ class RelationUnit:
         return {"label_shift": self.config.choices.label_shift}
 
     def train_dev(self) -> TrainDev:
-        """The seeded training and dev subsets of the preset (max_train, max_dev)."""
-        config = self.config
-        train_kept, train_dropped = self.examples("train")
-        dev_kept, dev_dropped = self.examples("dev")
-        return TrainDev(subset(train_kept, config.max_train, config.seed),
-                        subset(dev_kept, config.max_dev, config.seed + 1), train_dropped, dev_dropped)
+        """The seeded training and dev subsets of the preset (max_train, max_dev); read once per unit
+        (`untrainable` checks them before training uses them)."""
+        if self._train_dev is None:
+            config = self.config
+            train_kept, train_dropped = self.examples("train")
+            dev_kept, dev_dropped = self.examples("dev")
+            self._train_dev = TrainDev(subset(train_kept, config.max_train, config.seed),
+                                       subset(dev_kept, config.max_dev, config.seed + 1), train_dropped, dev_dropped)
+        return self._train_dev
 
     def train(self, scorer, task: Lama) -> dict[str, Any]:
         data = self.train_dev()

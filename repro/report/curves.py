@@ -20,19 +20,19 @@ from repro.report.facts import raw
 from repro.report.plots import COLORS, save
 from repro.report.results import Result
 from repro.report.text import slug
+from repro.results import seed_folder
 
 History = list[dict[str, Any]]
 
 
 def lama_histories(result: Result) -> dict[str, dict[str, History]]:
     """Relation id -> seed -> its training history, from the relation files beside a LAMA summary (the default
-    seed's at the run folder's top, any other seed's in its `seed<S>/` folder: `repro.experiment.lama`)."""
+    seed's at the run folder's top, any other seed's in its `seed<S>/` folder: `repro.results.seed_folder`)."""
     seeds = list(result.seed_metrics) or [str((result.config.get("seeds") or [""])[0])]
     out: dict[str, dict[str, History]] = {}
     for relation in result.relations:
         for seed in seeds:
-            folder = result.path.parent / f"seed{seed}"
-            folder = folder if folder.is_dir() else result.path.parent
+            folder = seed_folder(result.path.parent, int(seed)) if seed.isdigit() else result.path.parent
             history = (raw(folder / f"{relation.relation}.json").get("training") or {}).get("history")
             if history:
                 out.setdefault(relation.relation, {})[seed] = history

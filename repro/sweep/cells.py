@@ -17,6 +17,7 @@ summary / per-task files, so `python -m repro report` reads what the scripts wou
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any, Optional, Sequence, Union
 
 from repro.errors import ConfigError
@@ -154,9 +155,10 @@ def _tasks(grid: Grid) -> list[str]:
 
 def _lama_groups(grid: Grid, base: dict[str, Any], vocab: str, kind: str, name: str,
                  relation_ids: Optional[Sequence[str]]) -> list[Group]:
-    """One group per seed (a seed's relation files have their own folder, `repro.experiment.lama.seed_folder`;
+    """One group per seed (a seed's relation files have their own folder, `repro.results.seed_folder`;
     the run's one summary averages them); a method that trains nothing, the first seed only (as `run_lama`)."""
-    from repro.experiment.lama import DEFAULT_SEED, run_name
+    from repro.experiment.lama import run_name
+    from repro.results import seed_folder
 
     units = list(grid.relations) if grid.relations is not None else list(relation_ids or ())
     if not units:
@@ -167,7 +169,7 @@ def _lama_groups(grid: Grid, base: dict[str, Any], vocab: str, kind: str, name: 
     groups = []
     for seed in seeds:
         group = Group("lama", {**kwargs, "seeds": [seed]}, dict(grid.train), "", list(units), kind, name)
-        group.key = f"lama/{name}/{run_name(group.config())}" + (f"/seed{seed}" if seed != DEFAULT_SEED else "")
+        group.key = seed_folder(Path("lama") / name / run_name(group.config()), seed).as_posix()
         groups.append(group)
     return groups
 
