@@ -55,7 +55,7 @@ SUBCOMMANDS = tuple(RUN_COMMANDS) + tuple(REGISTERED)
 TRAIN_FLAGS = {
     "max_steps": "--max-steps", "max_epochs": "--epochs", "batch_size": "--batch-size",
     "eval_every_steps": "--eval-every", "lr_encoder": "--lr-encoder", "lr_backbone": "--lr-backbone",
-    "warmup_ratio": "--warmup-ratio", "patience": "--patience",
+    "warmup_ratio": "--warmup-ratio", "patience": "--patience", "max_grad_norm": "--max-grad-norm",
 }
 
 
