@@ -16,7 +16,6 @@ import argparse
 import json
 import shlex
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -34,8 +33,12 @@ def run_candidate(name: str, flags: list[str], seed: int, args: argparse.Namespa
     argv = ["lama", "--backbone", args.backbone, "--method", "ptuning", "--vocab", args.vocab, "--preset",
             args.preset, "--seeds", f"{seed},", "--data-root", args.data_root, "--results", str(folder), "--quiet",
             *flags]
-    if main(argv) != 0:
-        raise SystemExit(f"candidate {name} seed {seed} failed")
+    saved, sys.argv = sys.argv, [str(ROOT / "repro" / "__main__.py"), *argv]  # the files record this command
+    try:
+        if main(argv) != 0:
+            raise SystemExit(f"candidate {name} seed {seed} failed")
+    finally:
+        sys.argv = saved
     return read_run(next((folder / "lama").glob(f"*/ptuning-{args.vocab}")), seed)
 
 
@@ -46,7 +49,8 @@ def read_run(run_dir: Path, seed: int) -> dict[str, dict]:
     for path in sorted(seed_dir.glob("P*.json")):
         data = json.loads(path.read_text())
         if data.get("training"):
-            records[path.stem] = data["training"]
+            records[path.stem] = {**data["training"], "git_commit": data.get("git_commit"),
+                                  "wall_time_s": data.get("wall_time_s"), "command": data.get("command")}
     return records
 
 
@@ -69,6 +73,8 @@ def main() -> int:
                         help="a candidate already run in full (e.g. the committed run of the preset itself): its "
                              "relation files' dev scores are read, its test scores are not")
     parser.add_argument("--seeds", default="34,35,36")
+    parser.add_argument("--chosen", default=None, help="the candidate chosen (recorded with the rule it was chosen by)")
+    parser.add_argument("--rule", default=None, help="how the candidate was chosen, in one sentence")
     parser.add_argument("--backbone", default="smollm2-135m")
     parser.add_argument("--vocab", default="29k")
     parser.add_argument("--preset", default="cpu")
@@ -85,23 +91,28 @@ def main() -> int:
                 "compared on each relation's best dev P@1 (64 seeded dev facts), averaged over relations, then "
                 "over seeds; test P@1 not consulted",
         "command": "python scripts/lama_schedule_search.py " + shlex.join(sys.argv[1:]),
-        "commit": subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=ROOT, capture_output=True,
-                                 text=True).stdout.strip(),
         "cpu": cpu_model(),
         "seeds": seeds,
     })
+    report.update({k: v for k, v in (("chosen", args.chosen), ("rule", args.rule)) if v})
     candidates = report.setdefault("candidates", {})
     jobs = [(spec.partition("=")[0].strip(), "", spec.partition("=")[2].strip()) for spec in args.from_run]
     jobs += [(spec.partition(":")[0].strip(), spec.partition(":")[2].strip(), None) for spec in args.candidate]
     for name, flag_text, folder in jobs:
         best: dict[str, dict[int, float]] = {}
+        commits, commands, seconds = set(), set(), 0.0
         started = time.perf_counter()
         for seed in seeds:
             records = read_run(Path(folder), seed) if folder else run_candidate(name, shlex.split(flag_text), seed, args)
             for relation, training in records.items():
                 best.setdefault(relation, {})[seed] = training["best_dev_p_at_1"]
-        source = {"read_from": folder} if folder else {"flags": flag_text}
-        candidates[name] = {**source, **summarise(best, seeds),
+                commits.add(str(training["git_commit"])[:12])
+                commands.add(training["command"])
+                seconds += training["wall_time_s"] or 0.0
+        source = {"read_from": folder} if folder else {"flags": flag_text, "results": str(Path(args.scratch) / name)}
+        candidates[name] = {**source, **summarise(best, seeds), "computed_at": sorted(commits),
+                            "commands": sorted(commands),
+                            "recorded_wall_s_all_seeds": round(seconds, 1),
                             "best_dev_p_at_1": {r: {str(s): v for s, v in best[r].items()} for r in best},
                             "wall_s_this_invocation": round(time.perf_counter() - started, 1)}
         out.write_text(json.dumps(report, indent=1) + "\n")

@@ -1,0 +1,59 @@
+"""How a preset's schedule was chosen: the "schedules" section of REPRODUCING.md, generated from the candidate files
+that `scripts/lama_schedule_search.py` writes (`<results>/lama/<backbone>/*schedule_search.json`), so the dev
+scores the choice rests on are the recorded ones. Test scores never appear here: the choice is made on dev."""
+
+from __future__ import annotations
+
+import json
+import shlex
+from pathlib import Path
+from typing import Any
+
+PATTERN = "lama/*/*schedule_search.json"
+# Flags of `python -m repro lama` that name the run rather than its schedule.
+_RUN_FLAGS = {"--backbone", "--method", "--vocab", "--preset", "--seeds", "--seed", "--data-root", "--results",
+              "--quiet", "--relations"}
+
+
+def schedules_section(results_dir: Path) -> str:
+    parts = [_table(path, json.loads(path.read_text(encoding="utf-8")), Path(results_dir))
+             for path in sorted(Path(results_dir).glob(PATTERN))]
+    return "\n\n".join(parts) or "No schedule search recorded."
+
+
+def _table(path: Path, search: dict[str, Any], results_dir: Path) -> str:
+    seeds = ", ".join(str(s) for s in search.get("seeds", []))
+    rows = [
+        f"`{path.relative_to(results_dir.parent).as_posix()}`: {search.get('what', '')}; seeds {seeds}; "
+        f"CPU {search.get('cpu', 'unknown')}; `{search.get('command', '')}`.",
+        "",
+        "| candidate | settings over the preset | mean best dev P@1 (± std over seeds) | per seed | relations at dev "
+        "P@1 0, per seed | recorded wall, all seeds | computed at |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    chosen = search.get("chosen")
+    for name, c in search.get("candidates", {}).items():
+        settings = c.get("flags") or _overrides(c.get("commands", [])) or "the preset's own"
+        label = f"**{name} (chosen)**" if name == chosen else name
+        per_seed = " / ".join(f"{v:.1f}" for v in c["per_seed"].values())
+        zeros = " / ".join(str(len(v)) for v in c["dev_zero"].values())
+        rows.append(f"| {label} | {settings} | {c['mean_best_dev_p_at_1']:.2f} ± {c['std_over_seeds']:.2f} | "
+                    f"{per_seed} | {zeros} | {c['recorded_wall_s_all_seeds'] / 60:.0f} min | "
+                    f"{', '.join(c.get('computed_at', []))} |")
+    if search.get("rule"):
+        rows += ["", f"Rule: {search['rule']}"]
+    return "\n".join(rows)
+
+
+def _overrides(commands: list[str]) -> str:
+    """The schedule flags of the `python -m repro lama` commands a candidate's files record (what it changed)."""
+    found: list[str] = []
+    for command in commands:
+        words = shlex.split(command)
+        for i, word in enumerate(words):
+            if word.startswith("--") and word not in _RUN_FLAGS:
+                value = words[i + 1] if i + 1 < len(words) and not words[i + 1].startswith("--") else ""
+                flag = f"{word} {value}".strip()
+                if flag not in found:
+                    found.append(flag)
+    return " ".join(found)
