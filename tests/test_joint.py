@@ -143,6 +143,23 @@ def test_joint_training_equals_separate_training(load_tiny, monkeypatch, name):
     assert max(fitted[i]["best_dev"] for i in range(len(members))) > 0  # the tiny LM learned something
 
 
+def test_gradient_clipping_is_per_unit_as_in_separate_training(load_tiny, monkeypatch):
+    """The cpu LAMA preset clips each encoder's gradient (max_grad_norm): jointly, each unit is clipped by its own
+    norm, as it would be alone (a norm over all units' gradients would scale each by the others')."""
+    monkeypatch.setattr(joint_engine, "CHUNK_TOKENS", 48)
+    backbone = load_tiny("gpt2")
+    members, data, config = _setup(backbone)
+    clipped = replace(TRAIN, max_grad_norm=1e-3)  # binds at every step
+    separate = _separately(backbone, members, data, config, clipped)
+    fitted, losses, predictions = _jointly(backbone, members, data, config, clipped, monkeypatch)
+    for i, (sep_fit, sep_losses, sep_pred) in enumerate(separate):
+        assert losses[i] == pytest.approx(sep_losses, rel=1e-5)
+        assert [h["dev"] for h in fitted[i]["history"]] == [h["dev"] for h in sep_fit["history"]]
+        assert predictions[i] == sep_pred
+    unclipped = _separately(backbone, members, data, config, TRAIN)
+    assert any(c[1] != pytest.approx(u[1], rel=1e-3) for c, u in zip(separate, unclipped))  # the clip changed training
+
+
 def test_encoder_dropout_draws_as_in_separate_training(load_tiny, monkeypatch):
     """Each encoder runs under its own RNG state: with dropout between LSTM layers, losses still match."""
     def dropout_encoder(n, backbone, config):
