@@ -209,6 +209,8 @@ def _typed_flags(values: dict[str, Any], config_cls: type, given: dict[str, Any]
 
 def _train_overrides(values: dict[str, Any], config: Any) -> dict[str, Any]:
     overrides = {name: values[f"train_{name}"] for name in TRAIN_FLAGS if values.get(f"train_{name}") is not None}
+    if overrides.get("max_grad_norm") == 0:  # `--max-grad-norm 0`: no clipping, where the preset clips
+        overrides["max_grad_norm"] = None
     if values.get("train_lr") is not None:
         target = "lr_encoder" if config.method_entry.uses_encoder else "lr_backbone"
         overrides.setdefault(target, values["train_lr"])

@@ -79,7 +79,7 @@ class TrainConfig:
     max_steps: Optional[int] = field(default=None, metadata={"help": "stop after this many optimizer steps"})
     eval_every_steps: Optional[int] = field(default=None, metadata={"help": "evaluate every N steps (None: per epoch)"})
     patience: Optional[int] = field(default=None, metadata={"help": "stop after N evaluations without dev gain"})
-    max_grad_norm: Optional[float] = field(default=None, metadata={"help": "gradient clipping (None: off)"})
+    max_grad_norm: Optional[float] = field(default=None, metadata={"help": "clip the gradient to this norm (None, or 0 on the command line: off)"})
     seed: int = field(default=34, metadata={"help": "seed of data order, dropout and initialisation"})
     tie_break: str = field(default="first", metadata={
         "help": "a dev score equal to the best: first (keep the earlier state, `>`) | last (take the later, `>=`)"})
