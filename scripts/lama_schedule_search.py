@@ -13,7 +13,9 @@ relations resume from the scratch folder (the driver's own reuse).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import shlex
 import statistics
 import sys
@@ -34,8 +36,10 @@ def run_candidate(name: str, flags: list[str], seed: int, args: argparse.Namespa
             args.preset, "--seeds", f"{seed},", "--data-root", args.data_root, "--results", str(folder), "--quiet",
             *flags]
     saved, sys.argv = sys.argv, [str(ROOT / "repro" / "__main__.py"), *argv]  # the files record this command
-    try:
-        if main(argv) != 0:
+    try:  # the command's own printout (test P@1) is not shown: the choice must not see it
+        with open(os.devnull, "w") as quiet, contextlib.redirect_stdout(quiet):
+            code = main(argv)
+        if code != 0:
             raise SystemExit(f"candidate {name} seed {seed} failed")
     finally:
         sys.argv = saved
