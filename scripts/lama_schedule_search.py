@@ -110,7 +110,8 @@ def main() -> int:
             records = read_run(Path(folder), seed) if folder else run_candidate(name, shlex.split(flag_text), seed, args)
             for relation, training in records.items():
                 best.setdefault(relation, {})[seed] = training["best_dev_p_at_1"]
-                commits.add(str(training["git_commit"])[:12])
+                commit = str(training["git_commit"])
+                commits.add(commit[:12] + ("-dirty" if commit.endswith("-dirty") else ""))
                 commands.add(training["command"])
                 seconds += training["wall_time_s"] or 0.0
         source = {"read_from": folder} if folder else {"flags": flag_text, "results": str(Path(args.scratch) / name)}
