@@ -54,8 +54,19 @@ def read_run(run_dir: Path, seed: int) -> dict[str, dict]:
         data = json.loads(path.read_text())
         if data.get("training"):
             records[path.stem] = {**data["training"], "git_commit": data.get("git_commit"),
-                                  "wall_time_s": data.get("wall_time_s"), "command": data.get("command")}
+                                  "wall_time_s": data.get("wall_time_s"), "command": data.get("command"),
+                                  "train_config": data.get("config", {}).get("train", {})}
     return records
+
+
+def _differences(train: dict, preset: str) -> dict[str, object]:
+    """The training settings a run's files record that differ from the preset as the code defines it now."""
+    from dataclasses import asdict
+
+    from repro.experiment.lama import PRESETS
+
+    now = asdict(PRESETS[preset].train)
+    return {k: v for k, v in train.items() if k in now and k != "seed" and now[k] != v}
 
 
 def summarise(best: dict[str, dict[int, float]], seeds: list[int]) -> dict:
@@ -104,7 +115,7 @@ def main() -> int:
     jobs += [(spec.partition(":")[0].strip(), spec.partition(":")[2].strip(), None) for spec in args.candidate]
     for name, flag_text, folder in jobs:
         best: dict[str, dict[int, float]] = {}
-        commits, commands, seconds = set(), set(), 0.0
+        commits, commands, seconds, differs = set(), set(), 0.0, {}
         started = time.perf_counter()
         for seed in seeds:
             records = read_run(Path(folder), seed) if folder else run_candidate(name, shlex.split(flag_text), seed, args)
@@ -113,9 +124,11 @@ def main() -> int:
                 commit = str(training["git_commit"])
                 commits.add(commit[:12] + ("-dirty" if commit.endswith("-dirty") else ""))
                 commands.add(training["command"])
+                differs.update(_differences(training["train_config"], args.preset))
                 seconds += training["wall_time_s"] or 0.0
         source = {"read_from": folder} if folder else {"flags": flag_text, "results": str(Path(args.scratch) / name)}
         candidates[name] = {**source, **summarise(best, seeds), "computed_at": sorted(commits),
+                            "train_settings_unlike_the_preset_now": differs,
                             "commands": sorted(commands),
                             "recorded_wall_s_all_seeds": round(seconds, 1),
                             "best_dev_p_at_1": {r: {str(s): v for s, v in best[r].items()} for r in best},

@@ -63,6 +63,6 @@ def test_search_records_each_relations_best_dev_per_seed_and_the_report_shows_th
     assert f"{fast['mean_best_dev_p_at_1']:.2f} ± {fast['std_over_seeds']:.2f}" in section
     assert "Rule: the highest mean best dev P@1" in section
     again = next(line for line in section.splitlines() if line.startswith("| again |"))
-    assert "--lr-encoder 3e-2" in again and "--max-steps 4" in again  # read from the commands its files record
+    assert "lr_encoder 0.03" in again and "max_steps 4" in again  # read from its files' configs against the preset
     for data in map(json.loads, map(Path.read_text, (scratch / "fast").rglob("P*.json"))):
         assert data["command"].startswith("python -m repro lama ")  # files say the lama command, not the search

@@ -27,13 +27,13 @@ def _table(path: Path, search: dict[str, Any], results_dir: Path) -> str:
         f"`{path.relative_to(results_dir.parent).as_posix()}`: {search.get('what', '')}; seeds {seeds}; "
         f"CPU {search.get('cpu', 'unknown')}; `{search.get('command', '')}`.",
         "",
-        "| candidate | settings over the preset | mean best dev P@1 (± std over seeds) | per seed | relations at dev "
+        "| candidate | training settings unlike the preset's now | mean best dev P@1 (± std over seeds) | per seed | relations at dev "
         "P@1 0, per seed | recorded wall, all seeds | computed at |",
         "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     chosen = search.get("chosen")
     for name, c in search.get("candidates", {}).items():
-        settings = c.get("flags") or _overrides(c.get("commands", [])) or "the preset's own"
+        settings = _settings(c)
         label = f"**{name} (chosen)**" if name == chosen else name
         per_seed = " / ".join(f"{v:.1f}" for v in c["per_seed"].values())
         zeros = " / ".join(str(len(v)) for v in c["dev_zero"].values())
@@ -57,3 +57,12 @@ def _overrides(commands: list[str]) -> str:
                 if flag not in found:
                     found.append(flag)
     return " ".join(found)
+
+
+def _settings(candidate: dict[str, Any]) -> str:
+    """What the candidate trained with that the preset does not (now): read from its files' configs, else the
+    flags it was given or that its files' commands show."""
+    differs = candidate.get("train_settings_unlike_the_preset_now")
+    if differs is not None:
+        return ", ".join(f"{k} {v}" for k, v in sorted(differs.items())) or "none (the preset now)"
+    return candidate.get("flags") or _overrides(candidate.get("commands", [])) or "the preset's own"
