@@ -149,3 +149,18 @@ def test_a_relation_with_no_usable_dev_fact_is_skipped_not_crashed(load_tiny, sh
     assert summary["relations"]["P36"]["p_at_1"] is None
     assert "no dev fact has its object in the allowed vocabulary" in summary["relations"]["P36"]["skipped"]
     assert summary["relations"]["P101"]["p_at_1"] is not None and summary["n_relations"] == 1
+
+
+def test_mp_fingerprint_ignores_the_training_schedule_that_ptuning_depends_on():
+    """MP never trains: a preset's new training schedule must not mark MP's results stale (it did, once, when the
+    cpu preset started clipping gradients), while P-tuning's fingerprint must follow every training setting."""
+    from dataclasses import replace as swap
+
+    from repro.experiment.lama import PRESETS, LamaConfig
+
+    other = swap(PRESETS["cpu"].train, max_grad_norm=None, batch_size=8, lr_encoder=1e-3)
+    for method, same in (("mp", True), ("ptuning", False)):
+        plain = LamaConfig(method=method)
+        changed = LamaConfig(method=method, train=other, max_dev=16, encoder="mlp")
+        assert (plain.fingerprint() == changed.fingerprint()) is same, method
+    assert LamaConfig(method="mp", dtype="float32").fingerprint() != LamaConfig(method="mp").fingerprint()

@@ -147,11 +147,18 @@ class LamaConfig(RunConfig):
         data.update(task="lama", seed=self.seed)  # `seed`: the result files' key before seeds were a list
         return data
 
+    # What a zero-shot method (MP) never reads: a change of the training schedule must not mark its results stale.
+    UNUSED_WITHOUT_TRAINING: ClassVar[tuple[str, ...]] = ("train", "max_train", "max_dev", "encoder", "encoder_hidden")
+
     def fingerprint_data(self) -> dict[str, Any]:
-        """The config's part of what decides a relation's numbers (the relation list does not)."""
+        """The config's part of what decides a relation's numbers (the relation list does not; nor, for a
+        zero-shot method, the training settings)."""
         data = self.to_dict()
         data.pop("relations")
         data.pop("seed")
+        if self.zero_shot:
+            for name in self.UNUSED_WITHOUT_TRAINING:
+                data.pop(name, None)
         return data
 
     def fingerprint(self) -> str:
