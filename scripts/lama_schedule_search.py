@@ -20,12 +20,14 @@ import shlex
 import statistics
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from repro.results import cpu_model, seed_folder  # noqa: E402 (after the path set-up)
+from repro.atomic import atomic_write_text  # noqa: E402 (after the path set-up)
+from repro.results import cpu_model, seed_folder  # noqa: E402
 
 def run_candidate(name: str, flags: list[str], seed: int, args: argparse.Namespace) -> dict[str, dict]:
     """One candidate and seed through the real driver; {relation: its training record}."""
@@ -59,13 +61,8 @@ def read_run(run_dir: Path, seed: int) -> dict[str, dict]:
     return records
 
 
-def _differences(train: dict, preset: str) -> dict[str, object]:
-    """The training settings a run's files record that differ from the preset as the code defines it now."""
-    from dataclasses import asdict
-
-    from repro.experiment.lama import PRESETS
-
-    now = asdict(PRESETS[preset].train)
+def _differences(train: dict, now: dict) -> dict[str, object]:
+    """The training settings a run's files record that differ from `now` (the preset's, as the code defines it)."""
     return {k: v for k, v in train.items() if k in now and k != "seed" and now[k] != v}
 
 
@@ -98,6 +95,9 @@ def main() -> int:
     parser.add_argument("--out", required=True, help="JSON file of every candidate's dev scores")
     args = parser.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
+    from repro.experiment.lama import PRESETS  # noqa: E402 (torch: only once the arguments are good)
+
+    preset_train = asdict(PRESETS[args.preset].train)
 
     out = Path(args.out)
     report = json.loads(out.read_text()) if out.exists() else {}
@@ -124,7 +124,7 @@ def main() -> int:
                 commit = str(training["git_commit"])
                 commits.add(commit[:12] + ("-dirty" if commit.endswith("-dirty") else ""))
                 commands.add(training["command"])
-                differs.update(_differences(training["train_config"], args.preset))
+                differs.update(_differences(training["train_config"], preset_train))
                 seconds += training["wall_time_s"] or 0.0
         source = {"read_from": folder} if folder else {"flags": flag_text, "results": str(Path(args.scratch) / name)}
         candidates[name] = {**source, **summarise(best, seeds), "computed_at": sorted(commits),
@@ -133,7 +133,7 @@ def main() -> int:
                             "recorded_wall_s_all_seeds": round(seconds, 1),
                             "best_dev_p_at_1": {r: {str(s): v for s, v in best[r].items()} for r in best},
                             "wall_s_this_invocation": round(time.perf_counter() - started, 1)}
-        out.write_text(json.dumps(report, indent=1) + "\n")
+        atomic_write_text(out, json.dumps(report, indent=1) + "\n")
         print(f"{name}: mean best dev P@1 {candidates[name]['mean_best_dev_p_at_1']} "
               f"(per seed {candidates[name]['per_seed']}), dev-zero {candidates[name]['dev_zero']}", flush=True)
     return 0

@@ -5,14 +5,10 @@ scores the choice rests on are the recorded ones. Test scores never appear here:
 from __future__ import annotations
 
 import json
-import shlex
 from pathlib import Path
 from typing import Any
 
 PATTERN = "lama/*/*schedule_search.json"
-# Flags of `python -m repro lama` that name the run rather than its schedule.
-_RUN_FLAGS = {"--backbone", "--method", "--vocab", "--preset", "--seeds", "--seed", "--data-root", "--results",
-              "--quiet", "--relations"}
 
 
 def schedules_section(results_dir: Path) -> str:
@@ -45,24 +41,7 @@ def _table(path: Path, search: dict[str, Any], results_dir: Path) -> str:
     return "\n".join(rows)
 
 
-def _overrides(commands: list[str]) -> str:
-    """The schedule flags of the `python -m repro lama` commands a candidate's files record (what it changed)."""
-    found: list[str] = []
-    for command in commands:
-        words = shlex.split(command)
-        for i, word in enumerate(words):
-            if word.startswith("--") and word not in _RUN_FLAGS:
-                value = words[i + 1] if i + 1 < len(words) and not words[i + 1].startswith("--") else ""
-                flag = f"{word} {value}".strip()
-                if flag not in found:
-                    found.append(flag)
-    return " ".join(found)
-
-
 def _settings(candidate: dict[str, Any]) -> str:
-    """What the candidate trained with that the preset does not (now): read from its files' configs, else the
-    flags it was given or that its files' commands show."""
-    differs = candidate.get("train_settings_unlike_the_preset_now")
-    if differs is not None:
-        return ", ".join(f"{k} {v}" for k, v in sorted(differs.items())) or "none (the preset now)"
-    return candidate.get("flags") or _overrides(candidate.get("commands", [])) or "the preset's own"
+    """What the candidate trained with that the preset does not (now), as read from its files' configs."""
+    differs = candidate["train_settings_unlike_the_preset_now"]
+    return ", ".join(f"{k} {v}" for k, v in sorted(differs.items())) or "none (the preset now)"
