@@ -140,6 +140,13 @@ class RunConfig:
         data["fidelity_choices"] = self.choices.to_dict()
         return data
 
+    def fingerprint_data(self) -> dict[str, Any]:
+        """The serialised config as a fingerprint holds it: the fidelity choices as `repro.fidelity.fingerprint_view`
+        gives them (a switch added later counts only when chosen). Subclasses drop what does not decide a unit."""
+        data = self.to_dict()
+        data["fidelity_choices"] = fid.fingerprint_view(self.choices)
+        return data
+
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "RunConfig":
         known = {f.name for f in fields(cls)}

@@ -20,6 +20,7 @@ from typing import Any, Optional, Sequence
 
 import torch
 
+from repro import pet_decoding
 from repro.core import distributed
 from repro.core.backbone import Backbone, load_backbone
 from repro.core.model import PromptedLM
@@ -273,7 +274,16 @@ def build_scorer(task: Task, method: Method, backbone: Backbone, template: Templ
     model = PromptedLM(backbone, encoder, train_backbone=method.trains_backbone, dtype=config.lm_dtype(method))
     ctx = ScorerContext(task, method, model, template, pattern, max_length, config.eval_batch_size, quiet=quiet,
                         options=dict(options or {}), fidelity=config.choices)
-    return cached(make_scorer(ctx))
+    return new_scorer(ctx)
+
+
+def new_scorer(ctx: ScorerContext) -> Scorer:
+    """The task kind's scorer for `ctx`, decoding several masks as PET does where fidelity item `decoding=pet`
+    asks (`repro.pet_decoding`), its renderings cached (`repro.experiment.renders`)."""
+    scorer = make_scorer(ctx)
+    if ctx.fidelity.decoding == "pet":
+        scorer = pet_decoding.adopt(scorer)
+    return cached(scorer)
 
 
 def fit(scorer: Scorer, task: Task, train_examples: Sequence[Example], dev_examples: Sequence[Example],

@@ -153,7 +153,7 @@ class LamaConfig(RunConfig):
     def fingerprint_data(self) -> dict[str, Any]:
         """The config's part of what decides a relation's numbers (the relation list does not; nor, for a
         zero-shot method, the training settings)."""
-        data = self.to_dict()
+        data = super().fingerprint_data()
         data.pop("relations")
         data.pop("seed")
         if self.zero_shot:

@@ -204,10 +204,10 @@ class RunPlan:
     def template(self, variant: str) -> Template:
         """The training task's template of `variant` in the text fidelity item `pattern_text` chooses (the suite's,
         or the authors' where the task declares `authors_patterns`), shortening over-long inputs by fidelity item
-        `truncation`."""
+        `truncation`, its parts spaced by fidelity item `part_spacing`."""
         choices = self.config.choices
-        return self.train_task.template(self.style, variant, text=choices.pattern_text).with_truncation(
-            choices.truncation)
+        template = self.train_task.template(self.style, variant, text=choices.pattern_text)
+        return template.with_truncation(choices.truncation).with_spacing(choices.part_spacing)
 
 
 def check_pattern(run: RunPlan, variant: str) -> None:
