@@ -17,6 +17,7 @@ from repro.report.plots import write_plots
 from repro.report.reproducing import write_sections
 from repro.report.results import ResultSet, discover_results
 from repro.report.schedules import schedules_section
+from repro.report.claims import claims_section
 from repro.report.spread import SPREAD_DIR, spread_section
 from repro.report.summary import Summary, summarize, summary_lines
 from repro.report.relations import relation_tables
@@ -109,6 +110,7 @@ def reproducing_sections(report: Report, options: ReportOptions) -> dict[str, st
         "facts": facts_section(report.results.results),
         "spread": spread_section(report.results.results, Path(options.results)),
         "schedules": schedules_section(Path(options.results)),
+        "claims": claims_section(Path(options.results), load_paper_tables(options.paper)),
     }
 
 
