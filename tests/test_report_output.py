@@ -157,6 +157,22 @@ def test_report_regenerates_reproducing_sections(tmp_path):
             "transformers=4.57.0, python=3.11.7, … (+2) | 60 s |") in text
 
 
+def test_runs_section_names_an_encoder_other_than_the_papers(tmp_path):
+    """An `--encoder mlp | none` run files under the same method as the paper's LSTM: the runs list says which."""
+    root = tmp_path / "results"
+    lama(root, "smollm2-135m", "ptuning", "29k", 20.0, encoder="lstm")
+    lama(root, "gpt2", "ptuning", "29k", 10.0, encoder="none")
+    lama(root, "bert-base", "ptuning", "29k", 12.0, encoder="mlp")
+    lama(root, "smollm2-135m", "mp", "29k", 12.5)  # no encoder recorded
+    path = tmp_path / "REPRODUCING.md"
+    build_report(ReportOptions(results=root, reproducing=path, plots=False, command="python -m repro report"))
+    lines = path.read_text(encoding="utf-8").splitlines()
+    begin, end = find_sections("\n".join(lines))["runs"]
+    rows = {line.split(" | ")[0].split("/lama/")[1]: line.split(" | ")[1] for line in lines[begin + 3:end]}
+    assert rows == {"smollm2-135m/ptuning-29k/summary.json": "cpu", "gpt2/ptuning-29k/summary.json": "cpu, encoder none",
+                    "bert-base/ptuning-29k/summary.json": "cpu, encoder mlp", "smollm2-135m/mp-29k/summary.json": "cpu"}
+
+
 # ---- the subcommand -----------------------------------------------------------------------------------------
 
 def _run_cli(argv: list[str]) -> int:

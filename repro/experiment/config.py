@@ -24,7 +24,7 @@ from repro.validate import check_config
 
 FROM_PRESET = -1  # a data limit that the preset decides
 DTYPE_CHOICES = ("float32", "bfloat16")
-ENCODERS = ("lstm", "mlp")
+ENCODERS = ("lstm", "mlp", "none")  # none: the prompt embeddings trained directly (no reparameterisation)
 
 
 def fingerprint(data: dict[str, Any]) -> str:
@@ -54,10 +54,11 @@ class RunConfig:
     method: str = field(default="ptuning", metadata={"help": "the method (see repro/methods.py)"})
     preset: str = field(default="cpu", metadata={"help": "paper (the authors' settings) | cpu (2-core schedule)"})
     seeds: list[int] = field(default_factory=list, metadata={"help": "training seeds"})
-    encoder: str = field(default="lstm", metadata={"help": "prompt encoder: lstm (the paper's) | mlp (PEFT's default)",
-                                                   "choices": ENCODERS})
+    encoder: str = field(default="lstm", metadata={
+        "help": "prompt encoder: lstm (the paper's) | mlp (PEFT's default) | none (no reparameterisation: the "
+                "prompt embeddings trained directly)", "choices": ENCODERS})
     encoder_hidden: int = field(default=0, metadata={
-        "help": "LSTM size per direction / MLP width (0: the authors' default for the benchmark)"})
+        "help": "LSTM size per direction / MLP width (0: the authors' default for the benchmark; none has no width)"})
     dtype: str = field(default="", metadata={"help": "float32 | bfloat16 (empty: the preset's)",
                                              "choices": ("",) + DTYPE_CHOICES})
     eval_batch_size: int = field(default=0, metadata={"help": "examples per evaluation batch (0: the preset's)"})

@@ -34,7 +34,7 @@ from repro.experiment.fingerprints import differences, fields_fingerprint, unit_
 from repro.experiment.renders import cached
 from repro.fidelity import Score, selection_value
 from repro.methods import Method
-from repro.ptuning import PromptEncoder, PromptEncoderConfig, paper_lstm_config
+from repro.ptuning import PromptEncoder, PromptEncoderConfig, PromptEncoderReparameterizationType, paper_lstm_config
 from repro.results import RUNS_DIR, RunRecord
 from repro.scorers.base import Scorer, ScorerContext, make_scorer
 from repro.superglue_hub import SOURCES
@@ -247,12 +247,17 @@ class PristineLM:
 
 def new_encoder(num_prompt_tokens: int, backbone: Backbone, config: RunConfig) -> PromptEncoder:
     """The prompt encoder of `config.encoder` (lstm: the paper's biLSTM + MLP; mlp: PEFT's default) with
-    `config.resolved_encoder_hidden(dim)` units (each benchmark's authors' code has its own default).
+    `config.resolved_encoder_hidden(dim)` units (each benchmark's authors' code has its own default); none: the
+    prompt embeddings alone, trained directly (no width: `check_config` refuses `--encoder-hidden` with it).
 
     Fidelity item `encoder_mlp`: the LSTM's MLP head is Linear(2h, 2h) ReLU Linear(2h, d) (`double`, PEFT's shape)
     or Linear(2h, h) ReLU Linear(h, d) (`single`: THUDM/P-tuning PT-Fewshot/pet/wrapper.py ContinuousPrompt,
     h = d). The authors' LAMA encoder (LAMA/p_tuning/prompt_encoder.py, h = d/2) is PEFT's shape either way."""
     dim = backbone.hidden_size
+    if config.encoder == "none":
+        direct = PromptEncoderReparameterizationType.NONE
+        return PromptEncoder(PromptEncoderConfig(num_virtual_tokens=num_prompt_tokens, token_dim=dim,
+                                                 encoder_reparameterization_type=direct))
     hidden = config.resolved_encoder_hidden(dim)
     if config.encoder == "lstm":
         middle = hidden if config.choices.encoder_mlp == "single" and config.BENCHMARK == "superglue" else None

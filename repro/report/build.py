@@ -15,7 +15,7 @@ from repro.report.match import Matching, TableView, build_views
 from repro.report.paper import PaperTables, load_paper_tables
 from repro.report.plots import write_plots
 from repro.report.reproducing import write_sections
-from repro.report.results import ResultSet, discover_results
+from repro.report.results import Result, ResultSet, discover_results
 from repro.report.schedules import schedules_section
 from repro.report.claims import claims_section
 from repro.report.spread import SPREAD_DIR, spread_section
@@ -152,13 +152,22 @@ def _runs_section(report: Report) -> str:
     for r in results:
         wall = f"{r.wall_time_s:.0f} s" if r.wall_time_s is not None else "—"
         commit = r.git_commit[:10] + ("-dirty" if r.git_commit.endswith("-dirty") else "")
-        cells = [r.display, r.preset or "—", fidelity_of(raw(r.path)), f"`{r.command}`" if r.command else "—",
+        cells = [r.display, preset_cell(r), fidelity_of(raw(r.path)), f"`{r.command}`" if r.command else "—",
                  commit or "—",
                  environment_brief(r.environment) or "—", wall]
         lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
     if report.results.problems:
         lines += ["", "Skipped (malformed):"] + [f"- {p}" for p in report.results.problems]
     return "\n".join(lines)
+
+
+def preset_cell(result: Result) -> str:
+    """The preset, and the prompt encoder where it is not the paper's LSTM (`--encoder mlp | none`): such a run is
+    filed under the same method (`ptuning`) as the paper's encoder, so the runs list tells them apart. LSTM runs,
+    methods without an encoder (they record the default) and files older than the field show the preset alone."""
+    encoder = str(result.config.get("encoder") or "lstm")
+    preset = result.preset or "—"
+    return preset if encoder == "lstm" else f"{preset}, encoder {encoder}"
 
 
 def environment_brief(env: dict[str, Any]) -> str:
