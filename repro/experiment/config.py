@@ -124,6 +124,22 @@ class RunConfig:
             return "float16"
         return self.dtype
 
+    # The defaults the committed runs used: a run that differs in one of them gets its own results folder.
+    DEFAULT_ENCODER: ClassVar[str] = "lstm"
+    DEFAULT_PRESET: ClassVar[str] = "cpu"
+
+    @property
+    def variant(self) -> str:
+        """What sets this run's folder apart from its method's default runs: a non-default encoder and/or preset
+        ("mlp", "paper", "none-paper"), "" for the default, so an ablation or a paper-schedule run never recomputes
+        over (and overwrites) the default run's result files, and existing folders keep their names."""
+        parts = []
+        if self.method_entry.uses_encoder and self.encoder != self.DEFAULT_ENCODER:
+            parts.append(self.encoder)
+        if self.preset != self.DEFAULT_PRESET:
+            parts.append(self.preset)
+        return "-".join(parts)
+
     def default_encoder_hidden(self, dim: int) -> int:
         """The encoder width when `encoder_hidden` is 0 (the benchmark's authors' code decides)."""
         return dim

@@ -206,8 +206,8 @@ def authors_manual_query(template: Template, *, causal: bool) -> Template:
 
 
 def run_name(config: LamaConfig) -> str:
-    """The folder name of a run, under <results>/lama/<backbone>/."""
-    return f"{config.method}-{config.vocab}"
+    """The folder name of a run, under <results>/lama/<backbone>/: method, variant (`RunConfig.variant`), vocabulary."""
+    return "-".join(filter(None, (config.method, config.variant, config.vocab)))
 
 
 def output_dir(results_root: Path, backbone_name: str, config: LamaConfig) -> Path:

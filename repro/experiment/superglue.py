@@ -156,8 +156,10 @@ def run_fields(ws: Workspace, config: SuperGLUEConfig, train_task: Task, eval_ta
 
 
 def output_dir(results_root: Path, backbone_name: str, config: SuperGLUEConfig) -> Path:
-    """The folder of a run's per-task results: <results>/superglue/<setting>/<backbone>/<method>/."""
-    return results_root / "superglue" / config.setting / backbone_name / config.method_entry.name
+    """The folder of a run's per-task results: <results>/superglue/<setting>/<backbone>/<method>[-<variant>]/
+    (`RunConfig.variant`: a non-default encoder or preset)."""
+    name = "-".join(filter(None, (config.method_entry.name, config.variant)))
+    return results_root / "superglue" / config.setting / backbone_name / name
 
 
 def resume_base(ws: Workspace, backbone_name: str, config: SuperGLUEConfig) -> Path:
