@@ -13,11 +13,11 @@ from typing import Any, Optional
 from repro.errors import ConfigError
 from repro.report.match import Matching, TableView, build_views
 from repro.report.paper import PaperTables, load_paper_tables
-from repro.report.plots import write_plots
+from repro.report.plots import plot_claims, write_plots
 from repro.report.reproducing import write_sections
 from repro.report.results import Result, ResultSet, discover_results
 from repro.report.schedules import schedules_section
-from repro.report.claims import claims_section
+from repro.report.claims import claim_rows, claims_section
 from repro.report.spread import SPREAD_DIR, spread_section
 from repro.report.summary import Summary, summarize, summary_lines
 from repro.report.relations import relation_tables
@@ -30,7 +30,7 @@ ENV_FIRST = ("device", "dtype", "torch_threads", "threads", "packages.torch", "t
              "transformers", "python")
 # Names this report writes: an older file of these names that this run did not write is out of date.
 GENERATED_TABLES = ("table*.md", "table*.csv", "lama_*.md", "lama_*.csv", "comparison.csv")
-GENERATED_PLOTS = ("table*.png", "lama_*.png", "delta.png", "curves/*.png")
+GENERATED_PLOTS = ("table*.png", "lama_*.png", "delta.png", "claims.png", "curves/*.png")
 
 
 @dataclass
@@ -81,6 +81,8 @@ def build_report(options: ReportOptions) -> Report:
         report.plots = write_plots(matching.views, relations, summary.same + summary.nearest,
                                    options.tolerance, plots_dir)
         report.plots += write_curves(found.results, plots_dir / "curves")
+        claims_plot = plot_claims(claim_rows(found.results), plots_dir / "claims.png")
+        report.plots += [claims_plot] if claims_plot else []
         report.removed += remove_stale(plots_dir, report.plots, GENERATED_PLOTS)
     if options.reproducing is not None:
         report.reproducing = write_sections(options.reproducing, reproducing_sections(report, options))
