@@ -74,7 +74,7 @@ def test_plots_are_valid_pngs(tmp_path):
     root = small_result_set(tmp_path / "results")
     report = build_report(ReportOptions(results=root, reproducing=None, plots=True))
     names = sorted(p.name for p in report.plots)
-    assert names == ["delta.png", "lama_relations_smollm2-135m_29k.png", "table3_gpt2.png",
+    assert names == ["claims.png", "delta.png", "lama_relations_smollm2-135m_29k.png", "table3_gpt2.png",
                      "table3_smollm2-135m.png", "table5_smollm2-135m.png"]
     for path in report.plots:
         data = path.read_bytes()
