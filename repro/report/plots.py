@@ -147,7 +147,7 @@ def plot_claims(rows: list, path: Path) -> Optional[Path]:
     shown = [r for r in rows if r.a is not None and r.b is not None]
     if not shown:
         return None
-    fig = Figure(figsize=(9.0, 0.9 + 0.55 * len(shown)))
+    fig = Figure(figsize=(9.0, max(2.6, 0.9 + 0.55 * len(shown))))
     ax = fig.add_subplot()
     for i, row in enumerate(reversed(shown)):
         for side, score, offset, color in ((row.claim.a, row.a, 0.15, COLORS[0]), (row.claim.b, row.b, -0.15, COLORS[1])):
