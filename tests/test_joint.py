@@ -18,7 +18,7 @@ from repro.core.training import TrainConfig
 from repro.experiment import engine
 from repro.experiment import joint as joint_engine
 from repro.experiment.joint import Member, build_joint, fit_together, predict_together
-from repro.experiment.lama import PRESETS, LamaConfig, run_lama
+from repro.experiment.lama import PRESETS, LamaConfig, run_lama, run_name
 from repro.methods import get_method
 from repro.ptuning import PromptEncoder, paper_lstm_config
 from repro.tasks import lama as lama_data
@@ -297,7 +297,7 @@ def _lama(load_tiny, shared_data, where: Path, method: str, *, sequential: bool,
                         dtype="float32", eval_batch_size=16, sequential=sequential, encoder=encoder)
     summary = run_lama(config, root=shared_data, results_root=where / "results", runs_root=where / "runs",
                        backbone=load_tiny(name), quiet=True)
-    out = where / "results" / "lama" / name / f"{method}-29k"
+    out = where / "results" / "lama" / name / run_name(config)
     files = {rel: json.loads((out / f"{rel}.json").read_text()) for rel in RELATIONS}
     return summary, files
 
@@ -314,7 +314,8 @@ def test_run_lama_joint_and_sequential_write_the_same_results(load_tiny, shared_
     assert joint_summary["relations"] == seq_summary["relations"]
     assert joint_summary["macro_p_at_1"] == seq_summary["macro_p_at_1"]
     assert "sequential" not in joint["P101"]["config"]  # scheduling is not part of the recorded config
-    assert not (tmp_path / "joint" / "runs" / "lama" / "gpt2" / f"{method}-29k" / "_joint").exists()
+    run = run_name(LamaConfig(method=method, encoder=encoder))
+    assert not (tmp_path / "joint" / "runs" / "lama" / "gpt2" / run / "_joint").exists()
 
 
 def test_run_lama_joint_pass_resumes_after_an_interruption(load_tiny, shared_data, tmp_path, monkeypatch):

@@ -360,6 +360,6 @@ def test_encoder_none_through_the_cli(shared_data, tmp_path, tiny_dirs, monkeypa
         assert encoder.encoder_type is PromptEncoderReparameterizationType.NONE
         assert [name for name, _ in encoder.named_parameters()] == ["embedding.weight"]
         assert not torch.equal(encoder.embedding.weight, encoder.start)  # the prompts themselves were trained
-    data = json.loads(next((tmp_path / "results" / "superglue" / "fewshot").glob(f"*/{method}/cb.json")).read_text())
+    data = json.loads(next((tmp_path / "results" / "superglue" / "fewshot").glob(f"*/{method}-none/cb.json")).read_text())
     assert data["config"]["encoder"] == "none" and data["config"]["method"] == method
     assert all(t["steps"] == 2 for t in data["training"].values()) and list(data["seeds"]) == ["42", "43"]
