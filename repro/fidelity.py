@@ -30,6 +30,13 @@ config and fingerprint, and the report prints them. Each item is read in exactly
 | truncation           | `repro.experiment.superglue.RunPlan.template` (`Template.with_truncation`)       |
 | wsc_masks            | `repro.scorers.span.SpanScorer.pet_masks` (via `ScorerContext.fidelity`)     |
 | candidate_train_masks | `repro.scorers.candidates.CandidateScorer.train_items` (via `ScorerContext.fidelity`) |
+| decoding             | `repro.experiment.engine.build_scorer` (`repro.pet_decoding.adopt`)                   |
+| part_spacing         | `repro.experiment.superglue.RunPlan.template` (`Template.with_spacing`)               |
+
+Items added after results were committed (`ADDED_LATER`) enter a result's fingerprint only when they leave their
+default (the behaviour every earlier result ran with), so adding a switch does not mark those results stale; an item
+whose other side runs code outside the scorer-code hash (`CHOICE_CODE`) adds that code's hash when chosen
+(`fingerprint_view`).
 """
 
 from __future__ import annotations
@@ -38,7 +45,7 @@ from dataclasses import asdict, dataclass, fields, replace
 from typing import Any, Mapping, Optional, Sequence, Union
 
 from repro import metrics
-from repro.core.template import TRUNCATION_RULES
+from repro.core.template import SPACING_RULES, TRUNCATION_RULES
 from repro.errors import ConfigError
 
 LEVELS = ("suite", "paper", "authors")
@@ -75,6 +82,10 @@ class FidelityChoices:
     #                           +0..3 <pad> targets in training)
     candidate_train_masks: str = "own"  # COPA/ReCoRD training on a masked LM: own (each candidate's mask count) |
     #                                     max (PET: the longest candidate's count for all, the shorter at the first)
+    decoding: str = "joint"  # several masks on a masked LM (COPA, ReCoRD, WSC): joint (one forward) | pet (one
+    #                          mask at a time, most confident first, the model rerun after each: PET's task helpers)
+    part_spacing: str = "template"  # byte-level BPE tokenizers: template (the template's own spaces) | pet (each
+    #                                 part with a leading space, PET's PVP.encode `add_prefix_space=True`)
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -106,7 +117,27 @@ VALUES: dict[str, tuple[str, ...]] = {
     "truncation": TRUNCATION_RULES,
     "wsc_masks": ("exact", "pet"),
     "candidate_train_masks": ("own", "max"),
+    "decoding": ("joint", "pet"),
+    "part_spacing": SPACING_RULES,
 }
+
+# Items added after committed results existed: their default is what those results ran with (see the module doc).
+ADDED_LATER = ("decoding", "part_spacing")
+# The other side of an item that runs code of its own, outside `repro.experiment.fingerprints.SCORER_CODE`.
+CHOICE_CODE = {("decoding", "pet"): ("repro/pet_decoding.py",)}
+
+
+def fingerprint_view(choices: FidelityChoices) -> dict[str, str]:
+    """The choices as a result's fingerprint holds them: `ADDED_LATER` items only when they leave their default,
+    plus the code hash of every chosen side listed in `CHOICE_CODE` (`<item>_code`)."""
+    from repro.experiment.fingerprints import code_version  # here: fidelity is imported by the fingerprint code
+
+    defaults = FidelityChoices()
+    view = {k: v for k, v in choices.to_dict().items() if k not in ADDED_LATER or v != getattr(defaults, k)}
+    for (item, value), paths in CHOICE_CODE.items():
+        if getattr(choices, item) == value:
+            view[f"{item}_code"] = code_version(paths)
+    return view
 
 # The authors' code, per benchmark. LAMA/ and PT-Fewshot/ differ in how a kept tie counts for patience, in the
 # last batch, in the frozen LM's precision (LAMA/p_tuning/models.py halves it; PT-Fewshot always trains the LM,
@@ -120,7 +151,7 @@ _AUTHORS = {
     "lama": FidelityChoices(**_COMMON, tie_patience="reset", drop_last="drop", frozen_lm_dtype="float16",
                             decay_scope="all", eval_ends="lama"),
     "superglue": FidelityChoices(**_COMMON, tie_patience="count", drop_last="keep", frozen_lm_dtype="preset",
-                                 decay_scope="pet", eval_ends="fewshot"),
+                                 decay_scope="pet", eval_ends="fewshot", decoding="pet", part_spacing="pet"),
 }
 # Where the paper's text is explicit it wins over the code: LAMA's (3, sub, 3, obj, 3) puts the subject before
 # [MASK]; the target is predicted where it stands (no shifted label, no stray space token: the manual prompts

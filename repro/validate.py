@@ -5,9 +5,10 @@ Three stages, from cheapest to the ones that look at the machine and the files:
 
 - `check_config(config)`: the config alone (called at the end of `RunConfig.__post_init__`, so a config built
   in Python is checked too): numeric ranges of the training settings (positive steps, epochs, batch sizes,
-  evaluation interval, patience, learning rates; warm-up share in [0, 1)), seeds, encoder width, and per
-  benchmark the fields that only make sense together (LAMA: a P-tuning template with at least one prompt token,
-  one target and only the {sub} slot; `--vocab-key` only with a vocabulary file).
+  evaluation interval, patience, learning rates; warm-up share in [0, 1)), seeds, encoder width (none with
+  `--encoder none`, which has no hidden layer), and per benchmark the fields that only make sense together
+  (LAMA: a P-tuning template with at least one prompt token, one target and only the {sub} slot; `--vocab-key`
+  only with a vocabulary file).
 - `check_flags(config, given)`: flags the user typed that the method would ignore are refused, not warned
   about: a run that silently drops `--max-steps` for MP reads as if it had trained. Zero-shot methods take
   no training flags, data limits, encoder or template; methods without a prompt encoder take no encoder
@@ -82,6 +83,10 @@ def check_config(config: "RunConfig") -> None:
         raise ConfigError(f"seeds must be in 0..{MAX_SEED}, got {bad_seeds}")
     if config.encoder_hidden > MAX_ENCODER_HIDDEN:
         raise ConfigError(f"encoder_hidden (--encoder-hidden) {config.encoder_hidden} is above {MAX_ENCODER_HIDDEN}")
+    if config.encoder == "none" and config.encoder_hidden:  # refused, not ignored: the width would read as used
+        raise ConfigError(f"encoder_hidden (--encoder-hidden) {config.encoder_hidden} sizes the lstm and mlp "
+                          "encoders; --encoder none trains the prompt embeddings directly and has no hidden layer: "
+                          "leave --encoder-hidden out")
     BENCHMARK_CHECKS.get(config.BENCHMARK, lambda _: None)(config)
 
 

@@ -113,3 +113,51 @@ def test_paper_lstm_sizes():
     assert enc.mlp_head[0].in_features == 64 and enc.mlp_head[0].out_features == 64  # Linear(h, h)
     assert enc.mlp_head[2].out_features == 64
     assert enc.prompts().shape == (9, 64)
+
+
+# ---------------------------------------------------------------------- NONE: no reparameterisation (the ablation)
+def _none(**kwargs) -> PromptEncoder:
+    return PromptEncoder(PromptEncoderConfig(num_virtual_tokens=5, token_dim=12, encoder_reparameterization_type="none",
+                                             **kwargs))
+
+
+def test_none_encoder_returns_its_embedding_and_trains_it_directly():
+    torch.manual_seed(0)
+    enc = _none()
+    assert enc.encoder_type is PromptEncoderReparameterizationType.NONE and not enc.config.inference_mode
+    assert list(enc.state_dict()) == ["embedding.weight"]  # PEFT's inference-mode layout, nothing else
+    assert not hasattr(enc, "mlp_head") and not hasattr(enc, "lstm_head")
+    prompts = enc.prompts()
+    assert torch.equal(prompts, enc.embedding.weight)
+    assert torch.equal(enc(torch.tensor([[4, 0, 2]]))[0], enc.embedding.weight[[4, 0, 2]])
+    target = torch.randn(5, 12)
+    ((prompts - target) ** 2).sum().backward()
+    torch.testing.assert_close(enc.embedding.weight.grad, 2 * (enc.embedding.weight.detach() - target))
+    before = enc.embedding.weight.detach().clone()
+    torch.optim.SGD(enc.parameters(), lr=0.1).step()
+    assert not torch.equal(enc.embedding.weight, before)  # one step moves the prompts the LM reads
+    assert torch.equal(enc.prompts(), enc.embedding.weight)
+
+
+def test_none_starts_from_the_rows_lstm_and_mlp_encoders_feed_their_heads():
+    """Same seed, same `nn.Embedding` default init: only the reparameterisation differs."""
+    embeddings = {}
+    for kind in ("NONE", "LSTM", "MLP"):
+        torch.manual_seed(7)
+        embeddings[kind] = PromptEncoder(PromptEncoderConfig(num_virtual_tokens=5, token_dim=12,
+                                                             encoder_reparameterization_type=kind)).embedding.weight
+    assert torch.equal(embeddings["NONE"], embeddings["LSTM"]) and torch.equal(embeddings["NONE"], embeddings["MLP"])
+
+
+def test_none_config_round_trips_and_warns_about_no_mlp_layers():
+    config = PromptEncoderConfig(num_virtual_tokens=5, token_dim=12, encoder_reparameterization_type="NONE")
+    assert config.to_dict()["encoder_reparameterization_type"] == "NONE"
+    assert PromptEncoderConfig.from_dict(config.to_dict()) == config
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the MLP's "encoder_num_layers is ignored" warning is not NONE's
+        _none(encoder_num_layers=5)
+
+
+def test_unknown_type_lists_none_among_the_valid_ones():
+    with pytest.raises(ValueError, match="'GRU'; valid: MLP, LSTM, NONE"):
+        PromptEncoderConfig(num_virtual_tokens=3, token_dim=8, encoder_reparameterization_type="GRU")

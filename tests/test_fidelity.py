@@ -564,3 +564,156 @@ def test_every_item_is_recorded_in_the_results(load_tiny, shared_data, tmp_path)
     assert written["config"]["fidelity"] == "authors"
     assert set(written["config"]["fidelity_choices"]) == set(fid.VALUES)
     assert written["config"]["fidelity_choices"]["lama_query"] == "authors" and "is  [MASK]" in written["template"]
+
+
+# --------------------------------------------------------------------------- item 18: decoding several masks
+def _mp_scorers(backbone, task_name: str, item: str, values: tuple[str, ...]):
+    from repro.experiment.engine import build_scorer
+
+    task, method = get_task(task_name), get_method("mp", "superglue")
+    out = {}
+    for value in values:
+        config = SuperGLUEConfig(task=task_name, method="mp", dtype="float32", fidelity_items={item: value})
+        template = RunPlan(config, task, [task], method, None, [42]).template("pet")
+        out[value] = build_scorer(task, method, backbone, template, "pet", config, 42, max_length=256, quiet=True)
+    return out
+
+
+def _inner(scorer):
+    """The scorer inside its render cache (`repro.experiment.renders.CachedScorer`)."""
+    return getattr(scorer, "inner", scorer)
+
+
+def _full_log_probs(model, ids: list[int]) -> torch.Tensor:
+    """The plain LM's log-probabilities at every position of one input (MP: no prompt tokens)."""
+    with torch.no_grad():
+        return model.lm(input_ids=torch.tensor([ids])).logits[0].float().log_softmax(-1)
+
+
+@pytest.mark.parametrize("name", ["bert", "roberta"])
+def test_candidates_decode_jointly_or_most_confident_first(load_tiny, shared_data, name):
+    """PET (pet/task_helpers.py CopaTaskHelper._get_choice_log_probability, RecordTaskHelper
+    _get_choice_probabilities_batched; THUDM/P-tuning PT-Fewshot/pet/task_helpers.py CopaTaskHelper the same): run
+    the model, fill the mask where the choice's own token is most probable, add that log-probability, run again
+    until no mask is left. Written out below on the plain LM; the suite's default sums all masks of one forward."""
+    from repro import pet_decoding
+    from repro.core.inference import token_log_probs
+
+    scorers = _mp_scorers(load_tiny(name), "copa", "decoding", ("joint", "pet"))
+    pet = scorers["pet"]
+    assert type(_inner(scorers["joint"])).__name__ == "CandidateScorer"
+    assert isinstance(_inner(pet), pet_decoding.PetCandidateScorer)
+    model = pet.model.eval()
+    examples = get_task("copa").read(shared_data / "fewglue/COPA/train.jsonl")[:8]
+    rendered = [r for ex in examples for r in pet.render(ex)]
+    expected = []
+    for r in rendered:
+        ids, todo, total = list(r.input_ids), dict(zip(r.target_positions, r.target_ids)), 0.0
+        while todo:
+            lp = _full_log_probs(model, ids)
+            pos = max(todo, key=lambda p: (float(lp[p, todo[p]]), -p))  # most probable; the first of a tie
+            total += float(lp[pos, todo[pos]])
+            ids[pos] = todo.pop(pos)
+        expected.append(total)
+    with torch.no_grad():
+        got = [float(s.sum()) for s in pet_decoding.candidate_log_probs(model, rendered, batch_size=4)]
+        joint = [float(s.sum()) for s in token_log_probs(model, rendered)]
+    assert got == pytest.approx(expected, abs=1e-4)
+    multi = [i for i, r in enumerate(rendered) if len(r.target_ids) > 1]
+    assert multi and any(abs(got[i] - joint[i]) > 1e-3 for i in multi)  # the switch changes the scores
+    single = [i for i, r in enumerate(rendered) if len(r.target_ids) == 1]
+    assert all(abs(got[i] - joint[i]) < 1e-4 for i in single)  # one mask: one forward either way
+    pairs = [expected[k : k + 2] for k in range(0, len(expected), 2)]
+    assert pet.predict(examples) == [int(b > a) for a, b in pairs]
+
+
+@pytest.mark.parametrize("name", ["bert", "roberta"])
+def test_wsc_span_decodes_in_one_pass_or_most_confident_first(load_tiny, shared_data, name):
+    """PET's WscTaskHelper.eval_step (timoschick/pet pet/task_helpers.py; PT-Fewshot/pet/task_helpers.py the same):
+    run the model, put at the mask whose argmax token is most probable that token, run again until no mask is
+    left; the prediction is the text at the original masks, special tokens dropped. The suite's default takes
+    the argmax at every mask of one forward."""
+    scorers = _mp_scorers(load_tiny(name), "wsc", "decoding", ("joint", "pet"))
+    pet = scorers["pet"]
+    model = pet.model.eval()
+    tok = model.backbone.tokenizer
+    examples = get_task("wsc").read(shared_data / "fewglue/WSC/train.jsonl")[:16]
+    expected, one_pass = [], []
+    for ex in examples:
+        r = _inner(pet)._render(ex, None, len(_inner(pet).span_ids(ex)))
+        ids, todo = list(r.input_ids), list(r.target_positions)
+        first = _full_log_probs(model, ids)
+        one_pass.append(tok.decode([int(first[p].argmax()) for p in r.target_positions], skip_special_tokens=True))
+        while todo:
+            lp = _full_log_probs(model, ids)
+            pos = max(todo, key=lambda p: (float(lp[p].max()), -p))
+            ids[pos] = int(lp[pos].argmax())
+            todo.remove(pos)
+        expected.append(tok.decode([ids[p] for p in r.target_positions], skip_special_tokens=True).strip())
+    assert pet.predict(examples) == expected
+    assert scorers["joint"].predict(examples) == [t.strip() for t in one_pass]
+    assert expected != [t.strip() for t in one_pass]  # the switch changes what is predicted
+
+
+def test_causal_scorers_decode_alike_under_both_choices(load_tiny):
+    """A causal LM scores by teacher forcing (exact): `decoding=pet` leaves its scorers as they are."""
+    for task in ("copa", "wsc"):
+        scorers = _mp_scorers(load_tiny("gpt2"), task, "decoding", ("joint", "pet"))
+        assert type(_inner(scorers["joint"])) is type(_inner(scorers["pet"]))
+        assert "decoding" not in scorers["pet"].describe()
+
+
+# --------------------------------------------------------------------------- item 19: spacing between parts
+@pytest.mark.parametrize("name", ["roberta", "gpt2", "albert"])
+def test_parts_spaced_as_the_template_or_as_pets_prefix_spaces(load_tiny, shared_data, name):
+    """PET's PVP.encode (timoschick/pet pet/pvp.py; PT-Fewshot/data_utils/task_pvps.py the same) tokenizes each part
+    of BoolQ's pattern 0, [passage, '. Question: ', question, '? Answer: ', mask, '.'], alone, with
+    `add_prefix_space=True` on GPT-2 tokenizers (RoBERTa's is one): the tokens of ' ' + part, so the passage
+    starts with a spaced word and 'Question: ' / 'Answer: ' end in a lone space token; the verbalizer ids are
+    those of ' Yes' (get_verbalization_ids). SentencePiece (ALBERT) adds no space of its own: both sides alike."""
+    from repro.core.template import leading_space_matters, special_token_frame, word_token_ids
+
+    backbone = load_tiny(name)
+    tok, causal = backbone.tokenizer, backbone.is_causal
+    template = get_task("boolq").template("manual", "pet")
+    frame = special_token_frame(tok, causal=causal)
+
+    def enc(text: str) -> list[int]:
+        return list(tok(text, add_special_tokens=False)["input_ids"])
+
+    changed = 0
+    for ex in get_task("boolq").read(shared_data / "fewglue/BoolQ/train.jsonl")[:3]:
+        rendered = {}
+        for rule in ("template", "pet"):
+            spaced = template.with_spacing(rule)
+            answer = word_token_ids(tok, "Yes", space_before=spaced.target_space_before)
+            r = spaced.render(tok, ex.values, causal=causal, target_ids=answer if causal else None)
+            rendered[rule] = (r.input_ids, answer)
+        ids, answer = rendered["pet"]
+        if not leading_space_matters(tok):
+            assert rendered["pet"] == rendered["template"]
+            continue
+        assert answer == enc(" Yes")
+        target, tail = (answer[:-1], []) if causal else ([tok.mask_token_id], enc(" ."))
+        expected = (enc(" " + ex.values["passage"]) + enc(" . Question: ") + enc(" " + ex.values["question"])
+                    + enc(" ? Answer: ") + target + tail)
+        assert ids == list(frame.prefix) + expected + list(frame.suffix)
+        changed += rendered["pet"] != rendered["template"]
+    assert changed == (3 if leading_space_matters(tok) else 0)
+    assert leading_space_matters(tok) == (name != "albert")
+
+
+def test_a_switch_added_later_keeps_earlier_fingerprints_and_counts_once_chosen():
+    """Items added after results were committed enter a fingerprint only off their default; a side that runs code
+    outside the scorer-code hash adds that code's hash. A committed result's fields are rebuilt unchanged."""
+    from repro.experiment.fingerprints import code_version
+
+    view = SuperGLUEConfig(task="copa", method="mp").fingerprint_data()["fidelity_choices"]
+    assert set(view) == set(fid.VALUES) - set(fid.ADDED_LATER)
+    chosen = SuperGLUEConfig(task="copa", method="mp", fidelity_items={"decoding": "pet", "part_spacing": "pet"})
+    view = chosen.fingerprint_data()["fidelity_choices"]
+    assert (view["decoding"], view["part_spacing"]) == ("pet", "pet")
+    assert view["decoding_code"] == code_version(("repro/pet_decoding.py",)) != code_version()
+    assert chosen.to_dict()["fidelity_choices"] == chosen.choices.to_dict()  # the record holds every item
+    written = json.loads((ROOT / "results/superglue/fewshot/smollm2-135m/ptuning/cb.json").read_text())
+    assert SuperGLUEConfig.from_dict(written["config"]).fingerprint_data() == written["fingerprint_fields"]["config"]

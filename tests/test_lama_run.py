@@ -10,6 +10,7 @@ import pytest
 
 from repro.experiment import engine
 from repro.cli import main
+from repro.core.backbone import load_backbone
 from repro.errors import DataError
 from repro.experiment.lama import LamaConfig, PRESETS, method_template, ptuning_template, run_lama
 from repro.methods import get_method
@@ -164,3 +165,48 @@ def test_mp_fingerprint_ignores_the_training_schedule_that_ptuning_depends_on():
         changed = LamaConfig(method=method, train=other, max_dev=16, encoder="mlp")
         assert (plain.fingerprint() == changed.fingerprint()) is same, method
     assert LamaConfig(method="mp", dtype="float32").fingerprint() != LamaConfig(method="mp").fingerprint()
+
+
+def test_ptuning_with_no_reparameterisation_through_the_cli(tiny_dirs, shared_data, tmp_path, monkeypatch, capsys):
+    """`--encoder none` (the ablation): the joint pass trains bare prompt embeddings, and every file says so."""
+    import torch
+
+    from repro.experiment import joint as joint_engine
+    from repro.ptuning import PromptEncoderReparameterizationType
+
+    built = []
+    real_new_encoder = joint_engine.new_encoder
+
+    def spying(*args):
+        built.append(real_new_encoder(*args))
+        return built[-1]
+
+    monkeypatch.setattr(joint_engine, "new_encoder", spying)
+    code = main(["lama", "--backbone", str(tiny_dirs["gpt2"]), "--data-root", str(shared_data), "--method", "ptuning",
+                 "--encoder", "none", "--relations", ",".join(RELATIONS), "--max-steps", "4", "--eval-every", "2",
+                 "--batch-size", "4", "--max-train", "16", "--max-dev", "8", "--dtype", "float32",
+                 "--results", str(tmp_path / "results"), "--runs", str(tmp_path / "runs"), "--quiet"])
+    assert code == 0, capsys.readouterr().err
+    assert len(built) == len(RELATIONS)  # one per relation, in one joint pass
+    for encoder in built:
+        assert encoder.encoder_type is PromptEncoderReparameterizationType.NONE
+        assert [name for name, _ in encoder.named_parameters()] == ["embedding.weight"]
+        assert torch.equal(encoder.prompts(), encoder.embedding.weight)
+    torch.manual_seed(LamaConfig.DEFAULT_SEEDS[0])  # the relations' seed: each encoder's starting rows
+    start = real_new_encoder(3, load_backbone(str(tiny_dirs["gpt2"])), _config("ptuning", encoder="none"))
+    assert not torch.equal(built[0].embedding.weight[:3], start.embedding.weight)  # trained from there
+    out = next((tmp_path / "results" / "lama").glob("*/ptuning-none-29k"))  # not the default LSTM run's folder
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["config"]["encoder"] == "none" and summary["config"]["encoder_hidden"] == 0
+    for rel in RELATIONS:
+        per_rel = json.loads((out / f"{rel}.json").read_text())
+        assert per_rel["config"]["encoder"] == "none" and per_rel["training"]["steps"] == 4
+        assert per_rel["fingerprint_fields"]["config"]["encoder"] == "none"
+        assert summary["relations"][rel]["p_at_1"] is not None
+
+
+def test_no_reparameterisation_has_its_own_fingerprint():
+    """A `none` result is never reused for an lstm or mlp run, nor the other way round."""
+    fingerprints = {enc: LamaConfig(method="ptuning", encoder=enc).fingerprint() for enc in ("lstm", "mlp", "none")}
+    assert len(set(fingerprints.values())) == 3
+    assert LamaConfig(method="ptuning", encoder="none", encoder_hidden=0).to_dict()["encoder"] == "none"

@@ -24,7 +24,7 @@ def _all_position_logits(model: PromptedLM, batch) -> torch.Tensor:
     return model.backbone.head()(hidden)
 
 
-@pytest.mark.parametrize("kind", ["MLP", "LSTM"])
+@pytest.mark.parametrize("kind", ["MLP", "LSTM", "NONE"])
 def test_exported_adapter_gives_the_same_logits_in_peft(load_tiny, tmp_path, kind):
     backbone = load_tiny("gpt2")
     template = Template.parse("[P*4] {text} [MASK]")
@@ -42,6 +42,7 @@ def test_exported_adapter_gives_the_same_logits_in_peft(load_tiny, tmp_path, kin
                         num_attention_heads=2, num_layers=2)
     config = json.loads((tmp_path / "adapter" / "adapter_config.json").read_text())
     assert config["peft_type"] == "P_TUNING" and config["num_virtual_tokens"] == 4
+    assert config["encoder_reparameterization_type"] == kind and config["inference_mode"]  # NONE says so, too
 
     fresh = load_tiny("gpt2").model
     peft_model = peft.PeftModel.from_pretrained(fresh, tmp_path / "adapter").eval()
@@ -54,7 +55,7 @@ def test_exported_adapter_gives_the_same_logits_in_peft(load_tiny, tmp_path, kin
 
     # and back: the imported adapter reproduces the same prompts and logits in the suite
     imported = import_peft_adapter(tmp_path / "adapter")
-    assert imported.config.inference_mode
+    assert imported.config.inference_mode and imported.encoder_type.value == kind
     again = PromptedLM(load_tiny("gpt2"), imported).eval()
     with torch.no_grad():
         torch.testing.assert_close(_all_position_logits(again, batch), ours_logits, atol=1e-5, rtol=1e-5)
@@ -77,3 +78,13 @@ def test_own_checkpoint_keeps_encoder_weights_so_training_resumes(tmp_path):
     for key, value in encoder.state_dict().items():
         assert torch.equal(restored.state_dict()[key], value)
     assert all(p.requires_grad for p in restored.parameters())
+
+
+def test_none_encoder_checkpoint_resumes_as_a_none_encoder(tmp_path):
+    torch.manual_seed(0)
+    encoder = PromptEncoder(PromptEncoderConfig(num_virtual_tokens=6, token_dim=8, encoder_reparameterization_type="NONE"))
+    save_encoder(encoder, tmp_path / "ckpt")
+    restored, _ = load_encoder(tmp_path / "ckpt")
+    assert restored.encoder_type.value == "NONE" and not restored.config.inference_mode  # trained, not finished
+    assert list(restored.state_dict()) == ["embedding.weight"]
+    assert torch.equal(restored.prompts(), encoder.embedding.weight) and restored.embedding.weight.requires_grad

@@ -199,3 +199,34 @@ def test_results_record_the_cpu_and_its_bf16_path():
     assert set(path["cpu_flags"]) <= set(BF16_FLAGS)
     if "amx_bf16" in path["cpu_flags"] and not path["onednn_max_cpu_isa"]:
         assert "amx" in path["bf16_matmul_kernel"].lower()  # oneDNN picks the AMX kernel where the CPU has it
+
+
+def test_an_ablation_or_paper_schedule_run_gets_its_own_folder_and_table_row(tmp_path):
+    """A non-default encoder or preset must not recompute over the default run's committed files (same folder,
+    other fingerprint) nor compete with it for one table row; default runs keep their folders and labels."""
+    from repro.experiment import superglue
+    from repro.experiment.lama import output_dir, run_name
+    from repro.experiment.superglue_config import SuperGLUEConfig
+    from repro.report.match import variant_label
+    from repro.report.results import Result
+
+    assert run_name(_config("ptuning")) == "ptuning-29k" and run_name(_config("mp")) == "mp-29k"
+    assert run_name(_config("ptuning", encoder="mlp")) == "ptuning-mlp-29k"
+    assert run_name(_config("ptuning", encoder="none", preset="paper")) == "ptuning-none-paper-29k"
+    assert run_name(_config("mp", preset="paper")) == "mp-paper-29k"
+    assert output_dir(tmp_path, "b", _config("ptuning", encoder="mlp")) == tmp_path / "lama/b/ptuning-mlp-29k"
+    cb = dict(task="cb", setting="fewshot")
+    assert superglue.output_dir(tmp_path, "b", SuperGLUEConfig(method="ptuning", **cb)).name == "ptuning"
+    assert superglue.output_dir(tmp_path, "b", SuperGLUEConfig(method="ptuning-frozen", encoder="mlp", **cb)).name == \
+        "ptuning-frozen-mlp"
+    assert superglue.output_dir(tmp_path, "b", SuperGLUEConfig(method="mp-ft", preset="paper", **cb)).name == \
+        "mp-ft-paper"
+
+    def result(method: str, **config) -> Result:
+        return Result(path=tmp_path / "x.json", display="x", kind="lama", backbone="b", backbone_name="b",
+                      backbone_kind="causal", method=method, setting="29k", task="lama", metrics={},
+                      preset=config.pop("preset", "cpu"), config=config)
+
+    assert variant_label(result("ptuning", encoder="lstm")) == ""
+    assert variant_label(result("mp", encoder="lstm", preset="paper")) == " (paper preset)"
+    assert variant_label(result("ptuning", encoder="mlp", preset="paper")) == " (encoder mlp, paper preset)"

@@ -330,3 +330,36 @@ def test_a_run_of_fewer_seeds_never_shrinks_the_result_and_threads_key_the_seeds
     finally:
         torch.set_num_threads(threads)
     assert f"threads {threads} -> {threads + 1}" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("method", ["ptuning", "ptuning-frozen"])
+def test_encoder_none_through_the_cli(shared_data, tmp_path, tiny_dirs, monkeypatch, capsys, method):
+    """`--encoder none`: bare prompt embeddings, trained with the LM (ptuning) or alone (ptuning-frozen, the joint
+    seeds pass); the result records the encoder."""
+    from repro.experiment import engine
+    from repro.experiment import joint as joint_engine
+    from repro.ptuning import PromptEncoderReparameterizationType
+
+    built, real = [], engine.new_encoder
+
+    def spying(*args):
+        built.append(real(*args))
+        built[-1].start = built[-1].embedding.weight.detach().clone()
+        return built[-1]
+
+    monkeypatch.setattr(engine, "new_encoder", spying)
+    monkeypatch.setattr(joint_engine, "new_encoder", spying)
+    code = main(["superglue", "--task", "cb", "--backbone", str(tiny_dirs["gpt2"]), "--method", method,
+                 "--encoder", "none", "--seeds", "42,43", "--max-steps", "2", "--batch-size", "2", "--eval-every", "1",
+                 "--max-train", "4", "--max-dev", "4", "--max-eval", "8", "--dtype", "float32", "--lr-encoder", "0.1",
+                 "--data-root", str(shared_data), "--results", str(tmp_path / "results"),
+                 "--runs", str(tmp_path / "runs"), "--quiet"])
+    assert code == 0, capsys.readouterr().err
+    assert len(built) == 2  # one per seed
+    for encoder in built:
+        assert encoder.encoder_type is PromptEncoderReparameterizationType.NONE
+        assert [name for name, _ in encoder.named_parameters()] == ["embedding.weight"]
+        assert not torch.equal(encoder.embedding.weight, encoder.start)  # the prompts themselves were trained
+    data = json.loads(next((tmp_path / "results" / "superglue" / "fewshot").glob(f"*/{method}-none/cb.json")).read_text())
+    assert data["config"]["encoder"] == "none" and data["config"]["method"] == method
+    assert all(t["steps"] == 2 for t in data["training"].values()) and list(data["seeds"]) == ["42", "43"]

@@ -117,6 +117,22 @@ def test_cells_are_single_runs_and_coupled_seeds_stay_together(tiny_dirs, shared
         "superglue/fewshot/smollm2-135m/ptuning/rte": [42, 43, 44]}
     paper = expand(parse_spec({"benchmark": "superglue", "tasks": "cb", "methods": "ptuning", "presets": "paper"}))
     assert paper[0].units == [(42, 43, 44)]  # the paper's fidelity: seed_rule=once, one RNG stream over the seeds
+    assert paper[0].key == "superglue/fewshot/smollm2-135m/ptuning-paper/cb"  # its own folder, not the cpu run's
+
+
+def test_the_evidence_sweeps_expand_to_runs_of_their_own_folders(shared_data):
+    """sweeps/evidence_*.yaml: every run in a folder of its own (an encoder or preset variant never shares the
+    default run's folder), the committed default runs' folders among them only where the run is the same."""
+    from repro.sweep.spec import read_spec
+
+    root = Path(__file__).resolve().parents[1] / "sweeps"
+    lama = groups_of(read_spec(root / "evidence_lama.yaml"), shared_data)
+    keys = [g.key for g in lama]
+    assert len(keys) == len(set(keys)) and "lama/smollm2-135m/ptuning-mlp-29k/seed36" in keys
+    assert {"lama/smollm2-135m/ptuning-none-29k", "lama/smollm2-135m/ptuning-paper-29k"} <= set(keys)
+    assert not any(k.startswith("lama/smollm2-135m/ptuning-29k") for k in keys)  # the committed LSTM run
+    sg = [g.key for g in expand(parse_spec(read_spec(root / "evidence_superglue.yaml")))]
+    assert len(sg) == len(set(sg)) and "superglue/fewshot/smollm2-135m/mp-ft-paper/cb" in sg
 
 
 # ---------------------------------------------------------------------------------------------- --plan

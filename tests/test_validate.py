@@ -95,12 +95,28 @@ def test_vocab_key_must_be_one_of_the_file(capsys, tmp_path, tiny_dirs, lama_roo
     ("mp", ["--max-steps", "3", "--lr", "1e-3"], "--max-steps (nothing trains), --lr (nothing trains)"),
     ("mp", ["--max-dev", "8"], "--max-dev (nothing trains)"),
     ("mp", ["--encoder", "mlp"], "--encoder (no prompt encoder)"),
+    ("mp", ["--encoder", "none"], "--encoder (no prompt encoder)"),
     ("ft", ["--lr-encoder", "1e-3"], "--lr-encoder (no prompt encoder)"),
     ("ptuning", ["--lr-backbone", "1e-5"], "--lr-backbone (the LM stays frozen)"),
 ])
 def test_flags_the_method_ignores_are_refused(capsys, tmp_path, tiny_dirs, lama_root, method, args, ignored):
     err = _cli(capsys, tmp_path, *_lama(tiny_dirs, lama_root, "--method", method, *args))
     assert f"lama method {method!r} ignores {ignored}; leave" in err
+
+
+def test_encoder_none_takes_no_width_and_unknown_encoders_are_named(capsys, tmp_path, tiny_dirs, lama_root):
+    """`--encoder none` has no hidden layer: a width is refused (it would read as used), for either benchmark."""
+    no_width = ("encoder_hidden (--encoder-hidden) 64 sizes the lstm and mlp encoders; --encoder none trains the "
+                "prompt embeddings directly and has no hidden layer: leave --encoder-hidden out")
+    err = _cli(capsys, tmp_path, *_lama(tiny_dirs, lama_root, "--encoder", "none", "--encoder-hidden", "64"))
+    assert err == f"error: {no_width}"
+    err = _cli(capsys, tmp_path, "superglue", "--task", "rte", "--backbone", str(tiny_dirs["gpt2"]),
+               "--method", "ptuning-frozen", "--encoder", "none", "--encoder-hidden", "64")
+    assert err == f"error: {no_width}"
+    with pytest.raises(ConfigError, match="--encoder none trains the prompt embeddings directly"):
+        LamaConfig(method="ptuning", encoder="none", encoder_hidden=64)  # outside the CLI too
+    err = _cli(capsys, tmp_path, *_lama(tiny_dirs, lama_root, "--encoder", "gru"))
+    assert err == "error: unknown encoder 'gru'; valid: lstm, mlp, none"
 
 
 def test_superglue_flags_the_method_ignores_are_refused(capsys, tmp_path, tiny_dirs):

@@ -73,6 +73,15 @@ MAX_PROMPT_TOKENS = 1024
 # pet/pvp.py, reused by THUDM/P-tuning PT-Fewshot): of the two segments (before / after [SEP]) the one holding more
 # shortenable tokens (ties: the second) loses one token off the end of its LAST non-empty shortenable slot.
 TRUNCATION_RULES = ("longest", "last")
+# How the parts are spaced where a leading space changes the tokens (byte-level BPE: GPT-2, RoBERTa, SmolLM2;
+# fidelity item `part_spacing`): `template` keeps the template's own whitespace (folded into the element after it;
+# the first element has none); `pet` is PET's `PVP.encode` (timoschick/pet pet/pvp.py; THUDM/P-tuning
+# PT-Fewshot/data_utils/task_pvps.py the same), which tokenizes each part alone with `add_prefix_space=True` on GPT-2
+# tokenizers (RoBERTa's included): every text part and slot value gets one leading space, the first included, and a
+# text part followed by whitespace ends in it (PET writes 'Question: ' before a slot: a lone space token), and the
+# verbalizer words take their spaced form. Where a leading space changes nothing (SentencePiece, WordPiece) both are
+# the same.
+SPACING_RULES = ("template", "pet")
 
 
 @dataclass(frozen=True)
@@ -82,6 +91,7 @@ class Template:
     parts: tuple[Part, ...]
     source: str = field(default="", compare=False)
     truncation: str = "longest"  # one of TRUNCATION_RULES; set per run by `with_truncation`
+    spacing: str = "template"  # one of SPACING_RULES; set per run by `with_spacing`
     # What `render` asks first (None: nothing): an object with `render(template, tokenizer, values, **same keywords)`
     # that answers a request it has seen and renders the others with `render_uncached`
     # (`repro.experiment.renders.RenderMemo`: renderings cached across runs). Not part of the template's identity.
@@ -96,6 +106,12 @@ class Template:
         if rule not in TRUNCATION_RULES:
             raise TemplateError(f"unknown truncation rule {rule!r}; valid: {', '.join(TRUNCATION_RULES)}")
         return replace(self, truncation=rule)
+
+    def with_spacing(self, rule: str) -> "Template":
+        """This template spacing its parts by `rule` (SPACING_RULES)."""
+        if rule not in SPACING_RULES:
+            raise TemplateError(f"unknown part spacing {rule!r}; valid: {', '.join(SPACING_RULES)}")
+        return replace(self, spacing=rule)
 
     # ------------------------------------------------------------------ parsing
     @classmethod
@@ -238,7 +254,10 @@ class Template:
 
     @property
     def target_space_before(self) -> bool:
-        """Whether the target word follows whitespace (byte-level BPE then wants its 'Ġword' form)."""
+        """Whether the target word follows whitespace (byte-level BPE then wants its 'Ġword' form); always under
+        PET's spacing (its verbalizer ids are encoded with a prefix space)."""
+        if self.spacing == "pet":
+            return True
         return next((p.space_before for p in self.parts if isinstance(p, Target)), False)
 
     def is_prefix_only(self) -> bool:
@@ -295,15 +314,21 @@ class Template:
             raise TemplateError("a causal LM needs the target token ids to score a multi-token target")
         parts = self._visible_parts(causal)
 
+        pet_spacing = self.spacing == "pet" and leading_space_matters(tokenizer)
         pieces: list[list[int]] = []
-        for part in parts:
+        for i, part in enumerate(parts):
             if isinstance(part, Text):
-                pieces.append(_encode(tokenizer, part.text))
+                text = part.text
+                if pet_spacing:
+                    followed = i + 1 < len(parts) and getattr(parts[i + 1], "space_before", False)
+                    text = " " + text.lstrip() + (" " if followed else "")
+                pieces.append(_encode(tokenizer, text))
             elif isinstance(part, Slot):
                 if part.name not in values:
                     raise TemplateError(f"template {self.source!r}: no value for slot {{{part.name}}}; got {sorted(values)}")
                 text = str(values[part.name])
-                pieces.append(_encode(tokenizer, (" " if part.space_before else "") + text) if text else [])
+                space = " " if part.space_before or pet_spacing else ""
+                pieces.append(_encode(tokenizer, space + text) if text else [])
             elif isinstance(part, Prompt):
                 pieces.append([frame.placeholder_id] * part.count)
             elif isinstance(part, Target):
@@ -416,6 +441,16 @@ def special_token_frame(tokenizer, *, causal: bool) -> SpecialFrame:
     frame = SpecialFrame(prefix, () if causal else suffix, placeholder, sep if sep is not None else placeholder)
     cached[causal] = frame
     return frame
+
+
+def leading_space_matters(tokenizer) -> bool:
+    """Whether a leading space changes a word's tokens ('a' vs 'Ġa': byte-level BPE), where PET's spacing differs."""
+    if tokenizer not in _SPACED:
+        _SPACED[tokenizer] = _encode(tokenizer, " a") != _encode(tokenizer, "a")
+    return _SPACED[tokenizer]
+
+
+_SPACED: "weakref.WeakKeyDictionary[object, bool]" = weakref.WeakKeyDictionary()
 
 
 def _encode(tokenizer, text: str) -> list[int]:

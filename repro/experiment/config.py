@@ -24,7 +24,7 @@ from repro.validate import check_config
 
 FROM_PRESET = -1  # a data limit that the preset decides
 DTYPE_CHOICES = ("float32", "bfloat16")
-ENCODERS = ("lstm", "mlp")
+ENCODERS = ("lstm", "mlp", "none")  # none: the prompt embeddings trained directly (no reparameterisation)
 
 
 def fingerprint(data: dict[str, Any]) -> str:
@@ -54,10 +54,11 @@ class RunConfig:
     method: str = field(default="ptuning", metadata={"help": "the method (see repro/methods.py)"})
     preset: str = field(default="cpu", metadata={"help": "paper (the authors' settings) | cpu (2-core schedule)"})
     seeds: list[int] = field(default_factory=list, metadata={"help": "training seeds"})
-    encoder: str = field(default="lstm", metadata={"help": "prompt encoder: lstm (the paper's) | mlp (PEFT's default)",
-                                                   "choices": ENCODERS})
+    encoder: str = field(default="lstm", metadata={
+        "help": "prompt encoder: lstm (the paper's) | mlp (PEFT's default) | none (no reparameterisation: the "
+                "prompt embeddings trained directly)", "choices": ENCODERS})
     encoder_hidden: int = field(default=0, metadata={
-        "help": "LSTM size per direction / MLP width (0: the authors' default for the benchmark)"})
+        "help": "LSTM size per direction / MLP width (0: the authors' default for the benchmark; none has no width)"})
     dtype: str = field(default="", metadata={"help": "float32 | bfloat16 (empty: the preset's)",
                                              "choices": ("",) + DTYPE_CHOICES})
     eval_batch_size: int = field(default=0, metadata={"help": "examples per evaluation batch (0: the preset's)"})
@@ -123,6 +124,22 @@ class RunConfig:
             return "float16"
         return self.dtype
 
+    # The defaults the committed runs used: a run that differs in one of them gets its own results folder.
+    DEFAULT_ENCODER: ClassVar[str] = "lstm"
+    DEFAULT_PRESET: ClassVar[str] = "cpu"
+
+    @property
+    def variant(self) -> str:
+        """What sets this run's folder apart from its method's default runs: a non-default encoder and/or preset
+        ("mlp", "paper", "none-paper"), "" for the default, so an ablation or a paper-schedule run never recomputes
+        over (and overwrites) the default run's result files, and existing folders keep their names."""
+        parts = []
+        if self.method_entry.uses_encoder and self.encoder != self.DEFAULT_ENCODER:
+            parts.append(self.encoder)
+        if self.preset != self.DEFAULT_PRESET:
+            parts.append(self.preset)
+        return "-".join(parts)
+
     def default_encoder_hidden(self, dim: int) -> int:
         """The encoder width when `encoder_hidden` is 0 (the benchmark's authors' code decides)."""
         return dim
@@ -138,6 +155,13 @@ class RunConfig:
                 if f.name != "train" and f.name not in self.SCHEDULING}
         data["train"] = asdict(self.train)
         data["fidelity_choices"] = self.choices.to_dict()
+        return data
+
+    def fingerprint_data(self) -> dict[str, Any]:
+        """The serialised config as a fingerprint holds it: the fidelity choices as `repro.fidelity.fingerprint_view`
+        gives them (a switch added later counts only when chosen). Subclasses drop what does not decide a unit."""
+        data = self.to_dict()
+        data["fidelity_choices"] = fid.fingerprint_view(self.choices)
         return data
 
     @classmethod

@@ -20,6 +20,7 @@ from typing import Any, Optional, Sequence
 
 import torch
 
+from repro import pet_decoding
 from repro.core import distributed
 from repro.core.backbone import Backbone, load_backbone
 from repro.core.model import PromptedLM
@@ -33,7 +34,7 @@ from repro.experiment.fingerprints import differences, fields_fingerprint, unit_
 from repro.experiment.renders import cached
 from repro.fidelity import Score, selection_value
 from repro.methods import Method
-from repro.ptuning import PromptEncoder, PromptEncoderConfig, paper_lstm_config
+from repro.ptuning import PromptEncoder, PromptEncoderConfig, PromptEncoderReparameterizationType, paper_lstm_config
 from repro.results import RUNS_DIR, RunRecord
 from repro.scorers.base import Scorer, ScorerContext, make_scorer
 from repro.superglue_hub import SOURCES
@@ -246,12 +247,17 @@ class PristineLM:
 
 def new_encoder(num_prompt_tokens: int, backbone: Backbone, config: RunConfig) -> PromptEncoder:
     """The prompt encoder of `config.encoder` (lstm: the paper's biLSTM + MLP; mlp: PEFT's default) with
-    `config.resolved_encoder_hidden(dim)` units (each benchmark's authors' code has its own default).
+    `config.resolved_encoder_hidden(dim)` units (each benchmark's authors' code has its own default); none: the
+    prompt embeddings alone, trained directly (no width: `check_config` refuses `--encoder-hidden` with it).
 
     Fidelity item `encoder_mlp`: the LSTM's MLP head is Linear(2h, 2h) ReLU Linear(2h, d) (`double`, PEFT's shape)
     or Linear(2h, h) ReLU Linear(h, d) (`single`: THUDM/P-tuning PT-Fewshot/pet/wrapper.py ContinuousPrompt,
     h = d). The authors' LAMA encoder (LAMA/p_tuning/prompt_encoder.py, h = d/2) is PEFT's shape either way."""
     dim = backbone.hidden_size
+    if config.encoder == "none":
+        direct = PromptEncoderReparameterizationType.NONE
+        return PromptEncoder(PromptEncoderConfig(num_virtual_tokens=num_prompt_tokens, token_dim=dim,
+                                                 encoder_reparameterization_type=direct))
     hidden = config.resolved_encoder_hidden(dim)
     if config.encoder == "lstm":
         middle = hidden if config.choices.encoder_mlp == "single" and config.BENCHMARK == "superglue" else None
@@ -273,7 +279,16 @@ def build_scorer(task: Task, method: Method, backbone: Backbone, template: Templ
     model = PromptedLM(backbone, encoder, train_backbone=method.trains_backbone, dtype=config.lm_dtype(method))
     ctx = ScorerContext(task, method, model, template, pattern, max_length, config.eval_batch_size, quiet=quiet,
                         options=dict(options or {}), fidelity=config.choices)
-    return cached(make_scorer(ctx))
+    return new_scorer(ctx)
+
+
+def new_scorer(ctx: ScorerContext) -> Scorer:
+    """The task kind's scorer for `ctx`, decoding several masks as PET does where fidelity item `decoding=pet`
+    asks (`repro.pet_decoding`), its renderings cached (`repro.experiment.renders`)."""
+    scorer = make_scorer(ctx)
+    if ctx.fidelity.decoding == "pet":
+        scorer = pet_decoding.adopt(scorer)
+    return cached(scorer)
 
 
 def fit(scorer: Scorer, task: Task, train_examples: Sequence[Example], dev_examples: Sequence[Example],

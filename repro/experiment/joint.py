@@ -27,10 +27,9 @@ from repro.core.training import TrainConfig, TrainOutcome, set_seed
 from repro.fidelity import selection_value
 from repro.errors import ConfigError
 from repro.experiment.config import RunConfig
-from repro.experiment.engine import new_encoder, training_record
-from repro.experiment.renders import cached
+from repro.experiment.engine import new_encoder, new_scorer, training_record
 from repro.methods import Method
-from repro.scorers.base import Scorer, ScorerContext, make_scorer
+from repro.scorers.base import Scorer, ScorerContext
 from repro.tasks.base import Example, Task
 
 
@@ -89,10 +88,10 @@ def build_joint(members: Sequence[Member], method: Method, backbone: Backbone, c
             encoders.append(new_encoder(m.template.num_prompt_tokens, backbone, config))
         stack = EncoderStack(encoders)
     model = PromptedLM(backbone, stack, train_backbone=False, dtype=config.lm_dtype(method))
-    scorers = [cached(make_scorer(ScorerContext(m.task, method, model, m.template, m.pattern, max_length,
-                                         config.eval_batch_size, quiet=quiet, options=dict(options or {}),
-                                         prompt_offset=stack.offsets[i] if stack is not None else 0,
-                                         fidelity=config.choices)))
+    scorers = [new_scorer(ScorerContext(m.task, method, model, m.template, m.pattern, max_length,
+                                        config.eval_batch_size, quiet=quiet, options=dict(options or {}),
+                                        prompt_offset=stack.offsets[i] if stack is not None else 0,
+                                        fidelity=config.choices))
                for i, m in enumerate(members)]
     return JointModel(model, stack, scorers)
 

@@ -153,7 +153,7 @@ class LamaConfig(RunConfig):
     def fingerprint_data(self) -> dict[str, Any]:
         """The config's part of what decides a relation's numbers (the relation list does not; nor, for a
         zero-shot method, the training settings)."""
-        data = self.to_dict()
+        data = super().fingerprint_data()
         data.pop("relations")
         data.pop("seed")
         if self.zero_shot:
@@ -206,8 +206,8 @@ def authors_manual_query(template: Template, *, causal: bool) -> Template:
 
 
 def run_name(config: LamaConfig) -> str:
-    """The folder name of a run, under <results>/lama/<backbone>/."""
-    return f"{config.method}-{config.vocab}"
+    """The folder name of a run, under <results>/lama/<backbone>/: method, variant (`RunConfig.variant`), vocabulary."""
+    return "-".join(filter(None, (config.method, config.variant, config.vocab)))
 
 
 def output_dir(results_root: Path, backbone_name: str, config: LamaConfig) -> Path:

@@ -18,7 +18,7 @@ causal, rendered by one template for one tokenizer. Three pieces:
   the memo is filled from it. The scorer then finds every request in the memo. (Scorers with neither method,
   the WSC span scorer and CLS-FT, render their evaluation inputs as before.)
 - The key: the task, the role (train/eval), the examples' content (uid, values, label, candidates, group, meta:
-  a changed data file changes it), the template (parts, truncation rule), the tokenizer (a hash of its full
+  a changed data file changes it), the template (parts, truncation and spacing rules), the tokenizer (a hash of its full
   serialized form, special tokens and library versions), `causal`, `max_length`, the scorer's kind, options,
   fidelity choices and `describe()` (they decide which targets are asked for), and the code of
   `repro/core/template.py` (without docstrings). A file of another key is never read.
@@ -223,7 +223,7 @@ class CachedScorer(Scorer):
         return _digest({
             "format": FORMAT, "role": role, "task": ctx.task.name, "scorer": type(self.inner).__qualname__,
             "examples": examples_digest(examples), "template": [repr(p) for p in template.parts],
-            "truncation": template.truncation, "tokenizer": tokenizer_fingerprint(ctx.tokenizer),
+            "truncation": template.truncation, "spacing": template.spacing, "tokenizer": tokenizer_fingerprint(ctx.tokenizer),
             "causal": ctx.causal, "max_length": ctx.max_length, "options": ctx.options,
             "fidelity": ctx.fidelity.to_dict(), "describe": self.inner.describe(),
             "render_code": code_version(RENDER_CODE),

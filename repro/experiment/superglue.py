@@ -156,8 +156,10 @@ def run_fields(ws: Workspace, config: SuperGLUEConfig, train_task: Task, eval_ta
 
 
 def output_dir(results_root: Path, backbone_name: str, config: SuperGLUEConfig) -> Path:
-    """The folder of a run's per-task results: <results>/superglue/<setting>/<backbone>/<method>/."""
-    return results_root / "superglue" / config.setting / backbone_name / config.method_entry.name
+    """The folder of a run's per-task results: <results>/superglue/<setting>/<backbone>/<method>[-<variant>]/
+    (`RunConfig.variant`: a non-default encoder or preset)."""
+    name = "-".join(filter(None, (config.method_entry.name, config.variant)))
+    return results_root / "superglue" / config.setting / backbone_name / name
 
 
 def resume_base(ws: Workspace, backbone_name: str, config: SuperGLUEConfig) -> Path:
@@ -204,10 +206,10 @@ class RunPlan:
     def template(self, variant: str) -> Template:
         """The training task's template of `variant` in the text fidelity item `pattern_text` chooses (the suite's,
         or the authors' where the task declares `authors_patterns`), shortening over-long inputs by fidelity item
-        `truncation`."""
+        `truncation`, its parts spaced by fidelity item `part_spacing`."""
         choices = self.config.choices
-        return self.train_task.template(self.style, variant, text=choices.pattern_text).with_truncation(
-            choices.truncation)
+        template = self.train_task.template(self.style, variant, text=choices.pattern_text)
+        return template.with_truncation(choices.truncation).with_spacing(choices.part_spacing)
 
 
 def check_pattern(run: RunPlan, variant: str) -> None:

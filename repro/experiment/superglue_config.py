@@ -150,7 +150,7 @@ class SuperGLUEConfig(RunConfig):
         """The config's part of what decides one seed's numbers for the training task and its diagnostics. Not
         the seed list, the task asked for (AX-b reuses RTE's seeds), nor the pattern (per-seed files sit under
         its variant)."""
-        data = self.to_dict()
+        data = super().fingerprint_data()
         for key in ("task", "seeds", "pattern"):
             data.pop(key)
         data["train_task"] = self.train_task

@@ -9,8 +9,20 @@ from typing import Any, Optional, Union
 
 
 class PromptEncoderReparameterizationType(str, enum.Enum):
+    """How the prompt embeddings are reparameterised before they reach the LM. MLP and LSTM are PEFT's values.
+
+    NONE is this suite's (the paper's ablation of the reparameterisation): the encoder's `nn.Embedding` is the
+    trainable prompt itself and goes to the LM as it is. It shares PEFT's inference-mode layout (only
+    `embedding.weight`, returned unchanged), but is its own value rather than `inference_mode=True`, because that
+    flag means "finished prompts computed by some encoder" (an exported or imported adapter): a config must still
+    say what a trained encoder was trained as, so that saved encoders, resumed runs and exported adapters of a
+    `none` run are not taken for LSTM/MLP ones. PEFT loads a NONE adapter as any P-tuning adapter (always in
+    inference mode, where the type is not read); a trainable `peft.PromptEncoder` refuses it ("Prompt encoder
+    type not recognized")."""
+
     MLP = "MLP"
     LSTM = "LSTM"
+    NONE = "NONE"
 
 
 @dataclass
@@ -30,9 +42,11 @@ class PromptEncoderConfig:
     num_layers: Optional[int] = field(default=None, metadata={"help": "Backbone layers (interop)."})
     modules_to_save: Optional[list[str]] = field(default=None, metadata={"help": "Extra trainable modules (interop)."})
     encoder_reparameterization_type: Union[str, PromptEncoderReparameterizationType] = field(
-        default=PromptEncoderReparameterizationType.MLP, metadata={"help": "MLP (PEFT's default) or LSTM (the paper's)."}
+        default=PromptEncoderReparameterizationType.MLP,
+        metadata={"help": "MLP (PEFT's default), LSTM (the paper's) or NONE (no reparameterisation)."},
     )
-    encoder_hidden_size: Optional[int] = field(default=None, metadata={"help": "Encoder hidden size; defaults to token_dim."})
+    encoder_hidden_size: Optional[int] = field(default=None, metadata={
+        "help": "Encoder hidden size; defaults to token_dim (unused by NONE)."})
     encoder_num_layers: int = field(default=2, metadata={"help": "LSTM layers (ignored by MLP)."})
     encoder_dropout: float = field(default=0.0, metadata={"help": "Dropout between LSTM layers."})
 

@@ -4,6 +4,10 @@ Same modules, state-dict names and numbers as `peft.PromptEncoder`, so weights m
 - MLP: Linear(d, h) ReLU Linear(h, h) ReLU Linear(h, d).
 - LSTM: bidirectional LSTM (h per direction, `encoder_num_layers` layers) then Linear(2h, 2h) ReLU Linear(2h, d).
   The paper's LAMA encoder is this with h = d / 2 (see `paper_lstm_config`).
+- NONE (no reparameterisation, the ablation): no heads; the embedding rows are the prompts, trained directly.
+  The embedding is built first and with the same default init (`nn.Embedding`: N(0, 1)) in every type, so under
+  one seed a NONE encoder starts from the very rows an LSTM or MLP encoder feeds its heads: only the
+  reparameterisation differs. Same layout as an inference-mode encoder (state dict `embedding.weight` only).
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ class PromptEncoder(nn.Module):
         self.encoder_type = config.encoder_reparameterization_type
 
         self.embedding = nn.Embedding(self.total_virtual_tokens, self.token_dim)
-        if config.inference_mode:
+        if self.direct:
             return
         if self.encoder_type == PromptEncoderReparameterizationType.LSTM:
             self.lstm_head = nn.LSTM(
@@ -67,9 +71,15 @@ class PromptEncoder(nn.Module):
                 nn.Linear(self.hidden_size, self.output_size),
             )
 
+    @property
+    def direct(self) -> bool:
+        """Whether the embedding rows are the prompts themselves (no heads): an inference-mode encoder (finished
+        prompts, e.g. an imported PEFT adapter) or a NONE one (prompts trained directly)."""
+        return bool(self.config.inference_mode) or self.encoder_type == PromptEncoderReparameterizationType.NONE
+
     def forward(self, indices: torch.Tensor) -> torch.Tensor:
         embeds = self.embedding(indices)
-        if self.config.inference_mode:
+        if self.direct:
             return embeds
         if self.encoder_type == PromptEncoderReparameterizationType.LSTM:
             return self.mlp_head(self.lstm_head(embeds)[0])

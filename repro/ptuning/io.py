@@ -1,7 +1,7 @@
 """Saving and loading prompt encoders.
 
-- The suite's own format keeps the encoder's *weights* (embedding, LSTM/MLP heads), its config and the
-  template, so that training can resume from it.
+- The suite's own format keeps the encoder's *weights* (embedding, LSTM/MLP heads; a NONE encoder has only
+  the embedding), its config and the template, so that training can resume from it.
 - PEFT's adapter format (`adapter_config.json` + `adapter_model.safetensors`) keeps only the encoder's output
   embeddings (`prompt_embeddings`) and only describes prepended virtual tokens: export is offered for
   prefix-only templates, and an imported adapter becomes an inference-mode encoder holding those outputs.
@@ -65,6 +65,8 @@ def export_peft_adapter(
     """Write a folder that `peft.PeftModel.from_pretrained` loads (P_TUNING, inference mode).
 
     The prompts are computed in eval mode (no dropout). Only prefix-only templates can be expressed in PEFT.
+    A NONE encoder's prompts are its embedding rows; its type stays `NONE` in the config (PEFT loads adapters in
+    inference mode, where the type is not read), so the adapter still says it was trained without heads.
     """
     if template is not None and not template.is_prefix_only():
         raise ConfigError(

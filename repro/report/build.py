@@ -13,10 +13,11 @@ from typing import Any, Optional
 from repro.errors import ConfigError
 from repro.report.match import Matching, TableView, build_views
 from repro.report.paper import PaperTables, load_paper_tables
-from repro.report.plots import write_plots
+from repro.report.plots import plot_claims, write_plots
 from repro.report.reproducing import write_sections
-from repro.report.results import ResultSet, discover_results
+from repro.report.results import Result, ResultSet, discover_results
 from repro.report.schedules import schedules_section
+from repro.report.claims import claim_rows, claims_section
 from repro.report.spread import SPREAD_DIR, spread_section
 from repro.report.summary import Summary, summarize, summary_lines
 from repro.report.relations import relation_tables
@@ -29,7 +30,7 @@ ENV_FIRST = ("device", "dtype", "torch_threads", "threads", "packages.torch", "t
              "transformers", "python")
 # Names this report writes: an older file of these names that this run did not write is out of date.
 GENERATED_TABLES = ("table*.md", "table*.csv", "lama_*.md", "lama_*.csv", "comparison.csv")
-GENERATED_PLOTS = ("table*.png", "lama_*.png", "delta.png", "curves/*.png")
+GENERATED_PLOTS = ("table*.png", "lama_*.png", "delta.png", "claims.png", "curves/*.png")
 
 
 @dataclass
@@ -80,6 +81,8 @@ def build_report(options: ReportOptions) -> Report:
         report.plots = write_plots(matching.views, relations, summary.same + summary.nearest,
                                    options.tolerance, plots_dir)
         report.plots += write_curves(found.results, plots_dir / "curves")
+        claims_plot = plot_claims(claim_rows(found.results), plots_dir / "claims.png")
+        report.plots += [claims_plot] if claims_plot else []
         report.removed += remove_stale(plots_dir, report.plots, GENERATED_PLOTS)
     if options.reproducing is not None:
         report.reproducing = write_sections(options.reproducing, reproducing_sections(report, options))
@@ -109,6 +112,7 @@ def reproducing_sections(report: Report, options: ReportOptions) -> dict[str, st
         "facts": facts_section(report.results.results),
         "spread": spread_section(report.results.results, Path(options.results)),
         "schedules": schedules_section(Path(options.results)),
+        "claims": claims_section(Path(options.results), load_paper_tables(options.paper)),
     }
 
 
@@ -150,13 +154,22 @@ def _runs_section(report: Report) -> str:
     for r in results:
         wall = f"{r.wall_time_s:.0f} s" if r.wall_time_s is not None else "—"
         commit = r.git_commit[:10] + ("-dirty" if r.git_commit.endswith("-dirty") else "")
-        cells = [r.display, r.preset or "—", fidelity_of(raw(r.path)), f"`{r.command}`" if r.command else "—",
+        cells = [r.display, preset_cell(r), fidelity_of(raw(r.path)), f"`{r.command}`" if r.command else "—",
                  commit or "—",
                  environment_brief(r.environment) or "—", wall]
         lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
     if report.results.problems:
         lines += ["", "Skipped (malformed):"] + [f"- {p}" for p in report.results.problems]
     return "\n".join(lines)
+
+
+def preset_cell(result: Result) -> str:
+    """The preset, and the prompt encoder where it is not the paper's LSTM (`--encoder mlp | none`): such a run is
+    filed under the same method (`ptuning`) as the paper's encoder, so the runs list tells them apart. LSTM runs,
+    methods without an encoder (they record the default) and files older than the field show the preset alone."""
+    encoder = str(result.config.get("encoder") or "lstm")
+    preset = result.preset or "—"
+    return preset if encoder == "lstm" else f"{preset}, encoder {encoder}"
 
 
 def environment_brief(env: dict[str, Any]) -> str:

@@ -217,7 +217,7 @@ def compared_row(spec: TableSpec, paper: PaperTables, result: Result) -> Row:
     """The row a result goes into, and which paper row (if any) it is compared with, and why."""
     method = result.method
     pm = paper_method(spec.kind, method)
-    label = pm or f"{method} (ours)"
+    label = (pm or f"{method} (ours)") + variant_label(result)
     table = spec.paper_table
     if table is None:
         return Row(label, result.backbone, pm, None, "not compared: the paper has no table for this setting", method)
@@ -240,6 +240,21 @@ def compared_row(spec: TableSpec, paper: PaperTables, result: Result) -> Row:
     else:
         rule = f"{table} has no {family} LM; its {nearest} row"
     return Row(label, result.backbone, pm, nearest, rule, method)
+
+
+def variant_label(result: Result) -> str:
+    """" (encoder mlp, paper preset)" for a run off its method's defaults (`RunConfig.variant`), "" otherwise: such
+    runs get rows of their own instead of competing with the default run for one row."""
+    from repro.experiment.config import RunConfig
+    from repro.methods import get_method
+
+    parts = []
+    encoder = result.config.get("encoder") or RunConfig.DEFAULT_ENCODER
+    if get_method(result.method, result.kind).uses_encoder and encoder != RunConfig.DEFAULT_ENCODER:
+        parts.append(f"encoder {encoder}")
+    if result.preset and result.preset != RunConfig.DEFAULT_PRESET:
+        parts.append(f"{result.preset} preset")
+    return f" ({', '.join(parts)})" if parts else ""
 
 
 def _only(values) -> Optional[str]:

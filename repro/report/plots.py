@@ -141,6 +141,26 @@ def _delta_label(c: Comparison) -> str:
     return f"{c.table} | {c.row.method} | {backbone} | {c.column.label}{' *' if c.partial else ''}"
 
 
+def plot_claims(rows: list, path: Path) -> Optional[Path]:
+    """Per claim and backbone where both sides ran (`repro.report.claims.Row`), A's and B's means with whiskers of
+    one sample std over seeds, the verdict at the right: the method comparisons the Claims section judges."""
+    shown = [r for r in rows if r.a is not None and r.b is not None]
+    if not shown:
+        return None
+    fig = Figure(figsize=(9.0, max(2.6, 0.9 + 0.55 * len(shown))))
+    ax = fig.add_subplot()
+    for i, row in enumerate(reversed(shown)):
+        for side, score, offset, color in ((row.claim.a, row.a, 0.15, COLORS[0]), (row.claim.b, row.b, -0.15, COLORS[1])):
+            ax.barh(i + offset, score.mean, 0.28, xerr=score.std or 0.0, capsize=2, color=color)
+            ax.text(score.mean + (score.std or 0.0) + 0.5, i + offset, side.label, va="center", fontsize=7)
+        ax.text(1.01, i, row.verdict, transform=ax.get_yaxis_transform(), va="center", fontsize=7)
+    ax.set_yticks(range(len(shown)))
+    ax.set_yticklabels([f"{r.claim.key} ({r.backbone}, {r.preset})" for r in reversed(shown)], fontsize=8)
+    ax.set_xlabel("score (LAMA: macro P@1; SuperGLUE: mean of task scores), mean ± std over seeds")
+    ax.set_title("The paper's claims: A (upper bar) vs B (lower bar)", fontsize=10)
+    return save(fig, path)
+
+
 def write_plots(views: list[TableView], relations: list[RelationTable], comparisons: list[Comparison],
                 tolerance: float, out: Path) -> list[Path]:
     written = [plot_relations(t, out / f"{t.key}.png") for t in relations]

@@ -175,10 +175,12 @@ def _lama_groups(grid: Grid, base: dict[str, Any], vocab: str, kind: str, name: 
 
 
 def _superglue_group(grid: Grid, base: dict[str, Any], setting: str, task: str, kind: str, name: str) -> Group:
+    from repro.experiment.superglue import output_dir
+
     kwargs = {**base, "setting": setting, "task": task}
-    group = Group("superglue", kwargs, dict(grid.train), f"superglue/{setting}/{name}/{base['method']}/{task}", [],
-                  kind, name)
+    group = Group("superglue", kwargs, dict(grid.train), "", [], kind, name)
     config = group.config()
+    group.key = (output_dir(Path(), name, config) / task).as_posix()  # the run's folder, variant included
     if config.zero_shot:  # evaluated once, with the first seed (run_superglue)
         group.units = [config.seeds[0]]
     elif seeds_coupled(config):
