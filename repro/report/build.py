@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from repro.errors import ConfigError
-from repro.report.match import Matching, TableView, build_views
+from repro.report.match import Matching, TableView, build_views, encoder_note
 from repro.report.paper import PaperTables, load_paper_tables
 from repro.report.plots import plot_claims, write_plots
 from repro.report.reproducing import write_sections
@@ -164,12 +164,9 @@ def _runs_section(report: Report) -> str:
 
 
 def preset_cell(result: Result) -> str:
-    """The preset, and the prompt encoder where it is not the paper's LSTM (`--encoder mlp | none`): such a run is
-    filed under the same method (`ptuning`) as the paper's encoder, so the runs list tells them apart. LSTM runs,
-    methods without an encoder (they record the default) and files older than the field show the preset alone."""
-    encoder = str(result.config.get("encoder") or "lstm")
-    preset = result.preset or "—"
-    return preset if encoder == "lstm" else f"{preset}, encoder {encoder}"
+    """The preset, and the prompt encoder where it is not the paper's LSTM (`--encoder mlp | none`), so the runs
+    list tells an ablation from the paper's encoder (`repro.report.match.encoder_note`)."""
+    return ", ".join(part for part in (result.preset or "—", encoder_note(result)) if part)
 
 
 def environment_brief(env: dict[str, Any]) -> str:

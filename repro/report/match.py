@@ -242,18 +242,25 @@ def compared_row(spec: TableSpec, paper: PaperTables, result: Result) -> Row:
     return Row(label, result.backbone, pm, nearest, rule, method)
 
 
+def encoder_note(result: Result) -> str:
+    """"encoder mlp" for a run whose prompt encoder is not the paper's LSTM, "" otherwise (methods without an
+    encoder record the default)."""
+    from repro.experiment.config import RunConfig
+    from repro.methods import get_method
+
+    encoder = result.config.get("encoder") or RunConfig.DEFAULT_ENCODER
+    if get_method(result.method, result.kind).uses_encoder and encoder != RunConfig.DEFAULT_ENCODER:
+        return f"encoder {encoder}"
+    return ""
+
+
 def variant_label(result: Result) -> str:
     """" (encoder mlp, paper preset)" for a run off its method's defaults (`RunConfig.variant`), "" otherwise: such
     runs get rows of their own instead of competing with the default run for one row."""
     from repro.experiment.config import RunConfig
-    from repro.methods import get_method
 
-    parts = []
-    encoder = result.config.get("encoder") or RunConfig.DEFAULT_ENCODER
-    if get_method(result.method, result.kind).uses_encoder and encoder != RunConfig.DEFAULT_ENCODER:
-        parts.append(f"encoder {encoder}")
-    if result.preset and result.preset != RunConfig.DEFAULT_PRESET:
-        parts.append(f"{result.preset} preset")
+    preset = f"{result.preset} preset" if result.preset and result.preset != RunConfig.DEFAULT_PRESET else ""
+    parts = [part for part in (encoder_note(result), preset) if part]
     return f" ({', '.join(parts)})" if parts else ""
 
 
