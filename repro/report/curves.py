@@ -83,15 +83,16 @@ def write_curves(results: list[Result], out: Path) -> list[Path]:
         if result.kind == "lama":
             histories = lama_histories(result)
             if histories:
-                name = f"lama_{slug(result.backbone)}_{slug(result.method)}-{result.setting}"
+                run = Path(result.path).parent.name  # the run's folder: method, variant (encoder, preset), vocab
+                name = f"lama_{slug(result.backbone)}_{slug(run)}"
                 panels = {rel: (by_seed if len(by_seed) > 1 else {rel: h for h in by_seed.values()})
                           for rel, by_seed in histories.items()}
-                written.append(_sheet(panels, f"LAMA {result.method}, {result.backbone}, {result.setting}",
-                                      "dev P@1", out / f"{name}.png"))
+                written.append(_sheet(panels, f"LAMA {run}, {result.backbone}", "dev P@1", out / f"{name}.png"))
             continue
         histories = superglue_histories(result)
         if histories:
-            groups.setdefault((result.setting, result.backbone, result.method), {})[result.task] = histories
+            run = Path(result.path).parent.name  # the method's folder, with its variant (`ptuning-none`)
+            groups.setdefault((result.setting, result.backbone, run), {})[result.task] = histories
     for (setting, backbone, method), panels in sorted(groups.items()):
         name = f"superglue_{setting}_{slug(backbone)}_{slug(method)}"
         written.append(_sheet(panels, f"SuperGLUE {setting} {method}, {backbone}", "dev score",
