@@ -10,7 +10,9 @@ import pytest
 from repro.report import claims
 from repro.report.claims import Scores, judge
 from repro.report.reproducing import find_sections
-from repro.report.results import RelationResult, Result
+from repro.report.paper import load_paper_tables
+from repro.report.results import RelationResult, Result, discover_results
+from repro.report.spread import SPREAD_DIR
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -20,7 +22,9 @@ def test_the_committed_section_is_what_the_result_files_give():
     text = (ROOT / "REPRODUCING.md").read_text(encoding="utf-8")
     start, stop = find_sections(text)["claims"]
     body = "\n".join(text.splitlines()[start + 1:stop]).strip()
-    assert body == claims.claims_section(ROOT / "results").strip()
+    results = ROOT / "results"
+    found = discover_results(results, exclude=[results / "tables", results / "plots", results / SPREAD_DIR])
+    assert body == claims.claims_section(claims.claim_rows(found.results), load_paper_tables()).strip()
 
 
 @pytest.mark.parametrize("a, b, verdict", [
@@ -62,8 +66,6 @@ def test_lama_sides_are_compared_over_the_relations_both_ran_and_each_encoder_ap
 
 
 def test_paper_numbers_of_a_claim():
-    from repro.report.paper import load_paper_tables
-
     paper = load_paper_tables()
     by_key = {c.key: c for c in claims.CLAIMS}
     assert claims.paper_text(by_key["lama-ptuning-mp"], paper) == "gpt2-medium 46.5 vs 20.3; gpt2-xl 54.4 vs 22.8"

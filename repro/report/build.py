@@ -17,7 +17,7 @@ from repro.report.plots import plot_claims, write_plots
 from repro.report.reproducing import write_sections
 from repro.report.results import Result, ResultSet, discover_results
 from repro.report.schedules import schedules_section
-from repro.report.claims import claim_rows, claims_section
+from repro.report.claims import Row as ClaimRow, claim_rows, claims_section
 from repro.report.spread import SPREAD_DIR, spread_section
 from repro.report.summary import Summary, summarize, summary_lines
 from repro.report.relations import relation_tables
@@ -58,6 +58,8 @@ class Report:
     plots: list[Path] = field(default_factory=list)
     removed: list[Path] = field(default_factory=list)
     reproducing: Optional[Path] = None
+    paper: Optional[PaperTables] = None
+    claims: list[ClaimRow] = field(default_factory=list)
 
 
 def build_report(options: ReportOptions) -> Report:
@@ -73,7 +75,7 @@ def build_report(options: ReportOptions) -> Report:
     matching = build_views(paper, found.results)
     summary = summarize(matching.views, options.tolerance)
     lines = summary_lines(summary, len(found.results), [str(p) for p in found.problems], matching.warnings)
-    report = Report(found, matching, summary, lines)
+    report = Report(found, matching, summary, lines, paper=paper, claims=claim_rows(found.results))
     relations = relation_tables(found.results)
     report.tables = write_tables(matching.views, relations, tables_dir)
     report.removed = remove_stale(tables_dir, report.tables, GENERATED_TABLES)
@@ -81,7 +83,7 @@ def build_report(options: ReportOptions) -> Report:
         report.plots = write_plots(matching.views, relations, summary.same + summary.nearest,
                                    options.tolerance, plots_dir)
         report.plots += write_curves(found.results, plots_dir / "curves")
-        claims_plot = plot_claims(claim_rows(found.results), plots_dir / "claims.png")
+        claims_plot = plot_claims(report.claims, plots_dir / "claims.png")
         report.plots += [claims_plot] if claims_plot else []
         report.removed += remove_stale(plots_dir, report.plots, GENERATED_PLOTS)
     if options.reproducing is not None:
@@ -112,7 +114,7 @@ def reproducing_sections(report: Report, options: ReportOptions) -> dict[str, st
         "facts": facts_section(report.results.results),
         "spread": spread_section(report.results.results, Path(options.results)),
         "schedules": schedules_section(Path(options.results)),
-        "claims": claims_section(Path(options.results), load_paper_tables(options.paper)),
+        "claims": claims_section(report.claims, report.paper),
     }
 
 

@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import statistics
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Optional, Sequence
 
 from repro.methods import get_method
 from repro.report.average import avg_tasks
-from repro.report.paper import PaperTables, load_paper_tables
-from repro.report.results import Result, discover_results
+from repro.report.match import encoder_of
+from repro.report.paper import PaperTables
+from repro.report.results import Result
 
 REPRODUCED, NOT_REPRODUCED, SPREAD, ONE_SEED, NOT_RUN = (
     "reproduced", "not reproduced", "inconclusive within the seed spread", "inconclusive (one seed)", "not run")
@@ -112,7 +112,6 @@ class Scores:
 
     values: tuple[float, ...]
     zero_shot: bool
-    tasks: tuple[str, ...] = ()
 
     @property
     def mean(self) -> float:
@@ -132,10 +131,7 @@ def _benchmark(setting: str) -> str:
 def _matches(result: Result, setting: str, side: Side) -> bool:
     """`result` is a run of `side` in `setting`. A SuperGLUE result on a subset (partial) is left out; a LAMA
     summary's partial flag marks the reconstructed relation files, the same for every method."""
-    if result.method != side.method:
-        return False
-    benchmark = _benchmark(setting)
-    if get_method(side.method, benchmark).uses_encoder and (result.config.get("encoder") or "lstm") != side.encoder:
+    if result.method != side.method or encoder_of(result) not in (None, side.encoder):
         return False
     if setting == "lama":
         return result.kind == "lama" and result.setting == "29k"
@@ -180,11 +176,11 @@ def side_scores(units: dict[str, dict[str, float]], common: set[str], zero_shot:
     if not chosen:
         return None
     if zero_shot:
-        return Scores((statistics.fmean(next(iter(v.values())) for v in chosen.values()),), True, tuple(chosen))
+        return Scores((statistics.fmean(next(iter(v.values())) for v in chosen.values()),), True)
     seeds = sorted(set.intersection(*(set(v) for v in chosen.values())))
     if not seeds:
         return None
-    return Scores(tuple(statistics.fmean(v[s] for v in chosen.values()) for s in seeds), False, tuple(chosen))
+    return Scores(tuple(statistics.fmean(v[s] for v in chosen.values()) for s in seeds), False)
 
 
 @dataclass(frozen=True)
@@ -269,14 +265,8 @@ def _scores_text(s: Optional[Scores]) -> str:
     return f"{s.mean:.1f} ± {s.std:.1f} ({len(s.values)} seeds)"
 
 
-def claims_section(results_dir: Path, paper: Optional[PaperTables] = None) -> str:
-    """The generated "Claims" section of REPRODUCING.md (see the module doc)."""
-    from repro.report.spread import SPREAD_DIR
-
-    results_dir = Path(results_dir)
-    found = discover_results(results_dir, exclude=[results_dir / "tables", results_dir / "plots",
-                                                   results_dir / SPREAD_DIR])
-    paper = paper or load_paper_tables()
+def claims_section(rows: Sequence[Row], paper: PaperTables) -> str:
+    """The generated "Claims" section of REPRODUCING.md from `claim_rows` (see the module doc)."""
     lines = [
         "Each row: the paper's claim (A beats B), the paper's A vs B where it gives numbers, ours per backbone and "
         "preset (mean ± sample std over seeds), A - B, and the verdict: `reproduced` when A - B exceeds the seed "
@@ -289,7 +279,7 @@ def claims_section(results_dir: Path, paper: Optional[PaperTables] = None) -> st
         "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     counts: dict[str, int] = {}
-    for row in claim_rows(found.results):
+    for row in rows:
         claim = row.claim
         diff = f"{row.a.mean - row.b.mean:+.1f}" if row.a is not None and row.b is not None else "—"
         verdict = row.verdict + (f": {row.note}" if row.note else "")

@@ -242,16 +242,23 @@ def compared_row(spec: TableSpec, paper: PaperTables, result: Result) -> Row:
     return Row(label, result.backbone, pm, nearest, rule, method)
 
 
-def encoder_note(result: Result) -> str:
-    """"encoder mlp" for a run whose prompt encoder is not the paper's LSTM, "" otherwise (methods without an
-    encoder record the default)."""
+def encoder_of(result: Result) -> Optional[str]:
+    """The prompt encoder a run trained (files older than the field: the default, LSTM); None for a method
+    without one (such methods record the default, which they never read)."""
     from repro.experiment.config import RunConfig
     from repro.methods import get_method
 
-    encoder = result.config.get("encoder") or RunConfig.DEFAULT_ENCODER
-    if get_method(result.method, result.kind).uses_encoder and encoder != RunConfig.DEFAULT_ENCODER:
-        return f"encoder {encoder}"
-    return ""
+    if not get_method(result.method, result.kind).uses_encoder:
+        return None
+    return result.config.get("encoder") or RunConfig.DEFAULT_ENCODER
+
+
+def encoder_note(result: Result) -> str:
+    """"encoder mlp" for a run whose prompt encoder is not the paper's LSTM, "" otherwise."""
+    from repro.experiment.config import RunConfig
+
+    encoder = encoder_of(result)
+    return f"encoder {encoder}" if encoder not in (None, RunConfig.DEFAULT_ENCODER) else ""
 
 
 def variant_label(result: Result) -> str:
