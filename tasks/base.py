@@ -79,6 +79,7 @@ class Task:
     paper_fewshot_steps: Optional[int] = None  # the authors' few-shot step count where it differs from 3500
     paper_max_length: Optional[int] = None  # the authors' input length where it differs from 256
     cpu_eval_subset: Optional[int] = None  # the cpu preset evaluates a fixed seeded subset of this many examples
+    shared_prefixes: bool = False  # examples repeat a long start (a passage): causal LMs run it once (repro.shared_prefix)
     dev32_sha256: Optional[str] = None  # the authors' FewGLUE dev32 file, pinned for fetching
     required_fields: tuple[str, ...] = ()
     labels: tuple[Any, ...] = ()  # classification: label keys as in the jsonl files

@@ -29,6 +29,7 @@ class MultiRc(ClassificationTask):
     paper_fewshot_steps = 250
     paper_max_length = 512  # as the authors' script
     cpu_eval_subset = 500
+    shared_prefixes = True  # every option of every question repeats the passage
     dev32_sha256 = "3734d2cac8d1e8d13e2f5e13bec727be7576b45453e9fd765e2075e163f9653d"
     required_fields = ("idx", "passage")
     labels = (0, 1)

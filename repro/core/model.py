@@ -122,7 +122,11 @@ class PromptedLM(nn.Module):
         A plain linear head is sliced to the candidates before the matmul; other heads (masked LMs' transform +
         decoder) run in full and are gathered.
         """
-        hidden = self.target_hidden(batch)
+        return self.hidden_candidate_logits(self.target_hidden(batch), candidate_ids)
+
+    def hidden_candidate_logits(self, hidden: torch.Tensor, candidate_ids: torch.Tensor) -> torch.Tensor:
+        """Logits of `candidate_ids` (C,) for hidden states `(..., H)` -> `(..., C)`, float32 (see
+        `candidate_logits`; also used on hidden states continued from a key/value cache)."""
         head = self.backbone.head()
         candidate_ids = candidate_ids.to(hidden.device)
         with self.precision():

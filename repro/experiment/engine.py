@@ -20,7 +20,7 @@ from typing import Any, Optional, Sequence
 
 import torch
 
-from repro import pet_decoding
+from repro import pet_decoding, shared_prefix
 from repro.core import distributed
 from repro.core.backbone import Backbone, load_backbone
 from repro.core.model import PromptedLM
@@ -284,8 +284,9 @@ def build_scorer(task: Task, method: Method, backbone: Backbone, template: Templ
 
 def new_scorer(ctx: ScorerContext) -> Scorer:
     """The task kind's scorer for `ctx`, decoding several masks as PET does where fidelity item `decoding=pet`
-    asks (`repro.pet_decoding`), its renderings cached (`repro.experiment.renders`)."""
-    scorer = make_scorer(ctx)
+    asks (`repro.pet_decoding`), evaluating a passage its examples share once where the task says they do
+    (`repro.shared_prefix`), its renderings cached (`repro.experiment.renders`)."""
+    scorer = shared_prefix.adopt(make_scorer(ctx))
     if ctx.fidelity.decoding == "pet":
         scorer = pet_decoding.adopt(scorer)
     return cached(scorer)

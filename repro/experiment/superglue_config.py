@@ -27,9 +27,11 @@ from dataclasses import dataclass, field, replace
 from typing import ClassVar, Mapping, Optional
 
 from repro import fidelity as fid
+from repro import shared_prefix
 from repro.core.training import TrainConfig
 from repro.errors import ConfigError
 from repro.experiment.config import FROM_PRESET, RunConfig, fingerprint, resolve_limit
+from repro.experiment.fingerprints import code_version
 from repro.tasks.base import SETTINGS, Task
 from repro.tasks.registry import get_task, task_names
 
@@ -155,6 +157,8 @@ class SuperGLUEConfig(RunConfig):
             data.pop(key)
         data["train_task"] = self.train_task
         data["train"].pop("seed")
+        if get_task(self.train_task).shared_prefixes:  # its evaluation runs repro/shared_prefix.py (causal LMs)
+            data["shared_prefix_code"] = code_version(shared_prefix.CODE)
         return data
 
     def fingerprint(self) -> str:
