@@ -64,15 +64,29 @@ def test_lama_numbers_quoted_in_prose_match_the_summaries():
     assert counts["kept"] + counts["dropped"] == int(re.search(r"\(([\d,]+) of LAMA's", prose)[1].replace(",", ""))
 
 
+
+def test_encoder_ablation_table_matches_the_summaries():
+    """The prose table of the LAMA encoder ablation: every seed's macro P@1 and the mean ± std, per encoder."""
+    prose = _prose()
+    folders = {"LSTM": "ptuning-29k", "MLP": "ptuning-mlp-29k", "none": "ptuning-none-29k"}
+    for label, folder in folders.items():
+        summary = _json(f"lama/smollm2-135m/{folder}/summary.json")
+        row = re.search(rf"\| {label} [^|]*\| ([\d.]+) \| ([\d.]+) \| ([\d.]+) \| ([\d.]+) ± ([\d.]+) \|", prose)
+        assert row, f"the encoder ablation's {label} row"
+        assert [float(v) for v in row.groups()[:3]] == [round(summary["seeds"][s]["macro_p_at_1"], 1)
+                                                        for s in ("34", "35", "36")], label
+        assert (float(row[4]), float(row[5])) == (round(summary["macro_p_at_1"], 1),
+                                                  round(summary["std"]["macro_p_at_1"], 1)), label
+
 def test_per_seed_numbers_quoted_in_prose_match_the_result_files():
     multirc = _json("superglue/fewshot/smollm2-135m/ptuning/multirc.json")
-    quote = re.search(r"seed (\d+) drifted[^;]*?dev32 selection score ([\d.]+)[^;]*; dev F1a ([\d.]+)", _prose())
+    quote = re.search(r"seed (\d+) falls to F1a ([\d.]+) \(dev32 selection score ([\d.]+)", _prose())
     assert quote, "the MultiRC seed sentence"
     seed = quote[1]
-    assert float(quote[2]) == round(multirc["training"][seed]["best_dev"], 1)
-    assert float(quote[3]) == round(multirc["seeds"][seed]["f1a"], 1)
+    assert float(quote[2]) == round(multirc["seeds"][seed]["f1a"], 1)
+    assert float(quote[3]) == round(multirc["training"][seed]["best_dev"], 1)
     others = sorted(round(m["f1a"]) for s, m in multirc["seeds"].items() if s != seed)
-    span = re.search(r"seeds \d+ and \d+\s+stay at (\d+)-(\d+)", _prose())
+    span = re.search(r"seeds \d+ and \d+\s+reach (\d+)-(\d+)", _prose())
     assert (int(span[1]), int(span[2])) == (others[0], others[-1])
 
 
