@@ -28,7 +28,7 @@ def test_superglue_rows_are_the_files_seeds(frame):
     path = ROOT / "results/superglue/fewshot/smollm2-135m/ptuning/cb.json"
     data = json.loads(path.read_text())
     rows = frame[(frame.benchmark == "superglue") & (frame.setting == "fewshot") & (frame.method == "ptuning")
-                 & (frame.task == "cb")]
+                 & (frame.task == "cb") & (frame.backbone == "smollm2-135m")]  # gemma3-270m has its own CB rows
     assert sorted(rows.seed.unique()) == sorted(int(s) for s in data["seeds"])
     for seed, metrics in data["seeds"].items():
         for metric, value in metrics.items():
