@@ -11,8 +11,8 @@ from repro.report import claims
 from repro.report.claims import Scores, judge
 from repro.report.reproducing import find_sections
 from repro.report.paper import load_paper_tables
-from repro.report.results import RelationResult, Result, discover_results
-from repro.report.spread import SPREAD_DIR
+from repro.report.build import report_results
+from repro.report.results import RelationResult, Result
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -22,8 +22,7 @@ def test_the_committed_section_is_what_the_result_files_give():
     text = (ROOT / "REPRODUCING.md").read_text(encoding="utf-8")
     start, stop = find_sections(text)["claims"]
     body = "\n".join(text.splitlines()[start + 1:stop]).strip()
-    results = ROOT / "results"
-    found = discover_results(results, exclude=[results / "tables", results / "plots", results / SPREAD_DIR])
+    found = report_results(ROOT / "results")
     assert body == claims.claims_section(claims.claim_rows(found.results), load_paper_tables()).strip()
 
 

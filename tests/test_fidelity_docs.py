@@ -9,9 +9,8 @@ import re
 from pathlib import Path
 
 from repro.report.facts import facts_section, lama_counts
+from repro.report.build import report_results
 from repro.report.reproducing import find_sections
-from repro.report.results import discover_results
-from repro.report.spread import SPREAD_DIR
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "results"
@@ -34,7 +33,7 @@ def _json(rel: str) -> dict:
 
 
 def test_the_generated_counts_are_those_of_the_result_files():
-    found = discover_results(RESULTS, exclude=[RESULTS / "tables", RESULTS / "plots", RESULTS / SPREAD_DIR])
+    found = report_results(RESULTS)
     start, stop = find_sections(_text())["facts"]
     body = "\n".join(_text().splitlines()[start + 1:stop]).strip()
     assert body == facts_section(found.results).strip()

@@ -62,6 +62,13 @@ class Report:
     claims: list[ClaimRow] = field(default_factory=list)
 
 
+def report_results(results_dir: Path, out_dir: Optional[Path] = None) -> ResultSet:
+    """The result files a report reads: every JSON under `results_dir` but the report's own tables and plots
+    (under `out_dir`, by default the results folder) and the spread reruns (their own section)."""
+    out_dir = results_dir if out_dir is None else out_dir
+    return discover_results(results_dir, exclude=[out_dir / "tables", out_dir / "plots", results_dir / SPREAD_DIR])
+
+
 def build_report(options: ReportOptions) -> Report:
     if options.tolerance < 0:
         raise ConfigError(f"--tolerance must be >= 0, got {options.tolerance}")
@@ -71,7 +78,7 @@ def build_report(options: ReportOptions) -> Report:
                           "`python -m repro superglue ...` first, or pass --results DIR")
     paper: PaperTables = load_paper_tables(options.paper)
     tables_dir, plots_dir = options.out_dir / "tables", options.out_dir / "plots"
-    found = discover_results(results_dir, exclude=[tables_dir, plots_dir, results_dir / SPREAD_DIR])
+    found = report_results(results_dir, options.out_dir)
     matching = build_views(paper, found.results)
     summary = summarize(matching.views, options.tolerance)
     lines = summary_lines(summary, len(found.results), [str(p) for p in found.problems], matching.warnings)

@@ -80,10 +80,10 @@ def write_curves(results: list[Result], out: Path) -> list[Path]:
     written: list[Path] = []
     groups: dict[tuple[str, str, str], dict[str, dict[str, History]]] = {}
     for result in sorted(results, key=lambda r: r.display):
+        run = Path(result.path).parent.name  # the run's folder: method and variant (`ptuning-mlp-29k`, `mp-ft-paper`)
         if result.kind == "lama":
             histories = lama_histories(result)
             if histories:
-                run = Path(result.path).parent.name  # the run's folder: method, variant (encoder, preset), vocab
                 name = f"lama_{slug(result.backbone)}_{slug(run)}"
                 panels = {rel: (by_seed if len(by_seed) > 1 else {rel: h for h in by_seed.values()})
                           for rel, by_seed in histories.items()}
@@ -91,7 +91,6 @@ def write_curves(results: list[Result], out: Path) -> list[Path]:
             continue
         histories = superglue_histories(result)
         if histories:
-            run = Path(result.path).parent.name  # the method's folder, with its variant (`ptuning-none`)
             groups.setdefault((result.setting, result.backbone, run), {})[result.task] = histories
     for (setting, backbone, method), panels in sorted(groups.items()):
         name = f"superglue_{setting}_{slug(backbone)}_{slug(method)}"
