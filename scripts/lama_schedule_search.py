@@ -57,13 +57,15 @@ def read_run(run_dir: Path, seed: int) -> dict[str, dict]:
         if data.get("training"):
             records[path.stem] = {**data["training"], "git_commit": data.get("git_commit"),
                                   "wall_time_s": data.get("wall_time_s"), "command": data.get("command"),
-                                  "train_config": data.get("config", {}).get("train", {})}
+                                  "train_config": data.get("config", {}).get("train", {}),
+                                  "encoder": data.get("config", {}).get("encoder") or "lstm"}  # older files: LSTM
     return records
 
 
-def _differences(train: dict, now: dict) -> dict[str, object]:
-    """The training settings a run's files record that differ from `now` (the preset's, as the code defines it)."""
-    return {k: v for k, v in train.items() if k in now and k != "seed" and now[k] != v}
+def _differences(record: dict, now: dict, encoder_now: str) -> dict[str, object]:
+    """The training settings (and prompt encoder) a run's files record that differ from the preset's now."""
+    differs = {k: v for k, v in record["train_config"].items() if k in now and k != "seed" and now[k] != v}
+    return {**differs, "encoder": record["encoder"]} if record["encoder"] != encoder_now else differs
 
 
 def summarise(best: dict[str, dict[int, float]], seeds: list[int]) -> dict:
@@ -98,6 +100,7 @@ def main() -> int:
     from repro.experiment.lama import PRESETS  # noqa: E402 (torch: only once the arguments are good)
 
     preset_train = asdict(PRESETS[args.preset].train)
+    preset_encoder = PRESETS[args.preset].encoder
 
     out = Path(args.out)
     report = json.loads(out.read_text()) if out.exists() else {}
@@ -124,7 +127,7 @@ def main() -> int:
                 commit = str(training["git_commit"])
                 commits.add(commit[:12] + ("-dirty" if commit.endswith("-dirty") else ""))
                 commands.add(training["command"])
-                differs.update(_differences(training["train_config"], preset_train))
+                differs.update(_differences(training, preset_train, preset_encoder))
                 seconds += training["wall_time_s"] or 0.0
         source = {"read_from": folder} if folder else {"flags": flag_text, "results": str(Path(args.scratch) / name)}
         candidates[name] = {**source, **summarise(best, seeds), "computed_at": sorted(commits),

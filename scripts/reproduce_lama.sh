@@ -30,7 +30,7 @@ while [ $# -gt 0 ]; do
 done
 
 bash scripts/setup.sh
-bash scripts/fetch_data.sh --quiet
+bash scripts/fetch_data.sh --only lama --quiet  # LAMA only: the SuperGLUE files are not read here
 python=".venv/bin/python"
 export HF_HUB_OFFLINE="${HF_HUB_OFFLINE:-0}" TOKENIZERS_PARALLELISM=false
 

@@ -67,7 +67,7 @@ def test_lama_numbers_quoted_in_prose_match_the_summaries():
 def test_encoder_ablation_table_matches_the_summaries():
     """The prose table of the LAMA encoder ablation: every seed's macro P@1 and the mean ± std, per encoder."""
     prose = _prose()
-    folders = {"LSTM": "ptuning-29k", "MLP": "ptuning-mlp-29k", "none": "ptuning-none-29k"}
+    folders = {"LSTM": "ptuning-lstm-29k", "MLP": "ptuning-29k", "none": "ptuning-none-29k"}
     for label, folder in folders.items():
         summary = _json(f"lama/smollm2-135m/{folder}/summary.json")
         row = re.search(rf"\| {label} [^|]*\| ([\d.]+) \| ([\d.]+) \| ([\d.]+) \| ([\d.]+) ± ([\d.]+) \|", prose)

@@ -195,7 +195,7 @@ def test_ptuning_with_no_reparameterisation_through_the_cli(tiny_dirs, shared_da
     torch.manual_seed(LamaConfig.DEFAULT_SEEDS[0])  # the relations' seed: each encoder's starting rows
     start = real_new_encoder(3, load_backbone(str(tiny_dirs["gpt2"])), _config("ptuning", encoder="none"))
     assert not torch.equal(built[0].embedding.weight[:3], start.embedding.weight)  # trained from there
-    out = next((tmp_path / "results" / "lama").glob("*/ptuning-none-29k"))  # not the default LSTM run's folder
+    out = next((tmp_path / "results" / "lama").glob("*/ptuning-none-29k"))  # not the default (MLP) run's folder
     summary = json.loads((out / "summary.json").read_text())
     assert summary["config"]["encoder"] == "none" and summary["config"]["encoder_hidden"] == 0
     for rel in RELATIONS:

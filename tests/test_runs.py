@@ -211,10 +211,15 @@ def test_an_ablation_or_paper_schedule_run_gets_its_own_folder_and_table_row(tmp
     from repro.report.results import Result
 
     assert run_name(_config("ptuning")) == "ptuning-29k" and run_name(_config("mp")) == "mp-29k"
-    assert run_name(_config("ptuning", encoder="mlp")) == "ptuning-mlp-29k"
+    assert _config("ptuning").encoder == "mlp" and _config("ptuning", preset="paper").encoder == "lstm"  # the preset's
+    assert run_name(_config("ptuning", encoder="mlp")) == "ptuning-29k"  # the cpu preset's own encoder
+    assert run_name(_config("ptuning", encoder="lstm")) == "ptuning-lstm-29k"
+    assert run_name(_config("ptuning", preset="paper")) == "ptuning-paper-29k"  # the paper preset's LSTM
+    assert run_name(_config("ptuning", encoder="mlp", preset="paper")) == "ptuning-mlp-paper-29k"
     assert run_name(_config("ptuning", encoder="none", preset="paper")) == "ptuning-none-paper-29k"
     assert run_name(_config("mp", preset="paper")) == "mp-paper-29k"
-    assert output_dir(tmp_path, "b", _config("ptuning", encoder="mlp")) == tmp_path / "lama/b/ptuning-mlp-29k"
+    assert _config("ft").encoder == "lstm"  # no encoder: the paper's recorded, so FT's fingerprint never moves with it
+    assert output_dir(tmp_path, "b", _config("ptuning", encoder="lstm")) == tmp_path / "lama/b/ptuning-lstm-29k"
     cb = dict(task="cb", setting="fewshot")
     assert superglue.output_dir(tmp_path, "b", SuperGLUEConfig(method="ptuning", **cb)).name == "ptuning"
     assert superglue.output_dir(tmp_path, "b", SuperGLUEConfig(method="ptuning-frozen", encoder="mlp", **cb)).name == \

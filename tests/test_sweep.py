@@ -128,9 +128,9 @@ def test_the_evidence_sweeps_expand_to_runs_of_their_own_folders(shared_data):
     root = Path(__file__).resolve().parents[1] / "sweeps"
     lama = groups_of(read_spec(root / "evidence_lama.yaml"), shared_data)
     keys = [g.key for g in lama]
-    assert len(keys) == len(set(keys)) and "lama/smollm2-135m/ptuning-mlp-29k/seed36" in keys
+    assert len(keys) == len(set(keys)) and "lama/smollm2-135m/ptuning-lstm-29k/seed36" in keys
     assert {"lama/smollm2-135m/ptuning-none-29k", "lama/smollm2-135m/ptuning-paper-29k"} <= set(keys)
-    assert not any(k.startswith("lama/smollm2-135m/ptuning-29k") for k in keys)  # the committed LSTM run
+    assert not any(k.startswith("lama/smollm2-135m/ptuning-29k") for k in keys)  # the committed cpu-preset (MLP) run
     sg = [g.key for g in expand(parse_spec(read_spec(root / "evidence_superglue.yaml")))]
     assert len(sg) == len(set(sg)) and "superglue/fewshot/smollm2-135m/mp-ft-paper/cb" in sg
 

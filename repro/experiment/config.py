@@ -25,6 +25,7 @@ from repro.validate import check_config
 FROM_PRESET = -1  # a data limit that the preset decides
 DTYPE_CHOICES = ("float32", "bfloat16")
 ENCODERS = ("lstm", "mlp", "none")  # none: the prompt embeddings trained directly (no reparameterisation)
+PAPER_ENCODER = "lstm"  # the paper's prompt encoder (a biLSTM with an MLP head)
 
 
 def fingerprint(data: dict[str, Any]) -> str:
@@ -54,9 +55,10 @@ class RunConfig:
     method: str = field(default="ptuning", metadata={"help": "the method (see repro/methods.py)"})
     preset: str = field(default="cpu", metadata={"help": "paper (the authors' settings) | cpu (2-core schedule)"})
     seeds: list[int] = field(default_factory=list, metadata={"help": "training seeds"})
-    encoder: str = field(default="lstm", metadata={
+    encoder: str = field(default="", metadata={
         "help": "prompt encoder: lstm (the paper's) | mlp (PEFT's default) | none (no reparameterisation: the "
-                "prompt embeddings trained directly)", "choices": ENCODERS})
+                "prompt embeddings trained directly); empty: the preset's (LAMA's cpu preset: mlp, chosen on dev; "
+                "every other preset: lstm)", "choices": ("",) + ENCODERS})
     encoder_hidden: int = field(default=0, metadata={
         "help": "LSTM size per direction / MLP width (0: the authors' default for the benchmark; none has no width)"})
     dtype: str = field(default="", metadata={"help": "float32 | bfloat16 (empty: the preset's)",
@@ -83,6 +85,7 @@ class RunConfig:
         get_method(self.method, self.BENCHMARK)
         if self.preset not in self.PRESETS:
             raise ConfigError(f"unknown preset {self.preset!r}; valid: {', '.join(self.PRESETS)}")
+        self.encoder = self.encoder or self.preset_encoder
         if self.encoder not in ENCODERS:
             raise ConfigError(f"unknown encoder {self.encoder!r}; valid: {', '.join(ENCODERS)}")
         self.seeds = [int(s) for s in (self.seeds or self.DEFAULT_SEEDS)]
@@ -124,17 +127,25 @@ class RunConfig:
             return "float16"
         return self.dtype
 
-    # The defaults the committed runs used: a run that differs in one of them gets its own results folder.
-    DEFAULT_ENCODER: ClassVar[str] = "lstm"
+    # The default preset: a run of another preset gets its own results folder.
     DEFAULT_PRESET: ClassVar[str] = "cpu"
 
     @property
+    def preset_encoder(self) -> str:
+        """The prompt encoder an unset `encoder` takes: the preset's (`Preset.encoder`, where a benchmark's presets
+        name one), else the paper's. A method without an encoder records the paper's, which it never reads, so its
+        fingerprint does not move when a preset's encoder does."""
+        if not self.method_entry.uses_encoder:
+            return PAPER_ENCODER
+        return getattr(self.PRESETS[self.preset], "encoder", PAPER_ENCODER)
+
+    @property
     def variant(self) -> str:
-        """What sets this run's folder apart from its method's default runs: a non-default encoder and/or preset
-        ("mlp", "paper", "none-paper"), "" for the default, so an ablation or a paper-schedule run never recomputes
-        over (and overwrites) the default run's result files, and existing folders keep their names."""
+        """What sets this run's folder apart from its method's default runs: an encoder other than the preset's
+        and/or a preset other than the default ("lstm", "none", "paper", "none-paper"), "" for the default, so an
+        ablation or a paper-schedule run never recomputes over (and overwrites) the default run's result files."""
         parts = []
-        if self.method_entry.uses_encoder and self.encoder != self.DEFAULT_ENCODER:
+        if self.method_entry.uses_encoder and self.encoder != self.preset_encoder:
             parts.append(self.encoder)
         if self.preset != self.DEFAULT_PRESET:
             parts.append(self.preset)

@@ -245,24 +245,25 @@ def compared_row(spec: TableSpec, paper: PaperTables, result: Result) -> Row:
 def encoder_of(result: Result) -> Optional[str]:
     """The prompt encoder a run trained (files older than the field: the default, LSTM); None for a method
     without one (such methods record the default, which they never read)."""
-    from repro.experiment.config import RunConfig
+    from repro.experiment.config import PAPER_ENCODER
     from repro.methods import get_method
 
     if not get_method(result.method, result.kind).uses_encoder:
         return None
-    return result.config.get("encoder") or RunConfig.DEFAULT_ENCODER
+    return result.config.get("encoder") or PAPER_ENCODER
 
 
 def encoder_note(result: Result) -> str:
-    """"encoder mlp" for a run whose prompt encoder is not the paper's LSTM, "" otherwise."""
-    from repro.experiment.config import RunConfig
+    """"encoder mlp" for a run whose prompt encoder is not the paper's LSTM (whatever its preset's default), ""
+    otherwise."""
+    from repro.experiment.config import PAPER_ENCODER
 
     encoder = encoder_of(result)
-    return f"encoder {encoder}" if encoder not in (None, RunConfig.DEFAULT_ENCODER) else ""
+    return f"encoder {encoder}" if encoder not in (None, PAPER_ENCODER) else ""
 
 
 def variant_label(result: Result) -> str:
-    """" (encoder mlp, paper preset)" for a run off its method's defaults (`RunConfig.variant`), "" otherwise: such
+    """" (encoder mlp, paper preset)" for a run off the paper's encoder or the default preset, "" otherwise: such
     runs get rows of their own instead of competing with the default run for one row."""
     from repro.experiment.config import RunConfig
 
