@@ -259,7 +259,8 @@ def test_fewshot_encoder_mlp_width(load_tiny):
     assert shapes["double"] == [(2 * d, 2 * d), (d, 2 * d)]
     # LAMA/p_tuning/prompt_encoder.py: LSTM h/2 per direction, Linear(h, h) ReLU Linear(h, h) under either choice
     for choice in ("double", "single"):
-        enc = new_encoder(3, backbone, LamaConfig(method="ptuning", fidelity_items={"encoder_mlp": choice}))
+        config = LamaConfig(method="ptuning", encoder="lstm", fidelity_items={"encoder_mlp": choice})
+        enc = new_encoder(3, backbone, config)
         assert [tuple(m.weight.shape) for m in enc.mlp_head if hasattr(m, "weight")] == [(d, d), (d, d)]
 
 

@@ -302,7 +302,7 @@ def _lama(load_tiny, shared_data, where: Path, method: str, *, sequential: bool,
     return summary, files
 
 
-@pytest.mark.parametrize("method, encoder", [("ptuning", "lstm"), ("mp", "lstm"), ("ptuning", "none")])
+@pytest.mark.parametrize("method, encoder", [("ptuning", "lstm"), ("ptuning", "mlp"), ("mp", "lstm"), ("ptuning", "none")])
 def test_run_lama_joint_and_sequential_write_the_same_results(load_tiny, shared_data, tmp_path, method, encoder):
     seq_summary, seq = _lama(load_tiny, shared_data, tmp_path / "seq", method, sequential=True, encoder=encoder)
     joint_summary, joint = _lama(load_tiny, shared_data, tmp_path / "joint", method, sequential=False, encoder=encoder)
@@ -336,7 +336,7 @@ def test_run_lama_joint_pass_resumes_after_an_interruption(load_tiny, shared_dat
     monkeypatch.setattr(joint_engine, "train_joint", interrupting)
     with pytest.raises(Interrupted):
         _lama(load_tiny, shared_data, tmp_path / "resumed", "ptuning", sequential=False)
-    runs = tmp_path / "resumed" / "runs" / "lama" / "gpt2" / "ptuning-29k" / "_joint"
+    runs = tmp_path / "resumed" / "runs" / "lama" / "gpt2" / run_name(LamaConfig(encoder="lstm")) / "_joint"
     assert len(list(runs.glob("*/joint_state.pt"))) == 1  # keyed by the pass's fingerprint fields
     monkeypatch.setattr(joint_engine, "train_joint", real_train)
     _, resumed = _lama(load_tiny, shared_data, tmp_path / "resumed", "ptuning", sequential=False)
