@@ -58,7 +58,7 @@ from repro.tasks.lama import Lama
 @dataclass(frozen=True)
 class Preset:
     """A named schedule. `paper`: the authors' LAMA settings (fp32, up to 100 epochs, early stopping).
-    `cpu`: 41 relations, MP and P-tuning, in about 13 minutes on 2 CPU cores (all relations' encoders train in
+    `cpu`: 41 relations, MP and P-tuning, in under 10 minutes on 2 CPU cores (all relations' encoders train in
     one joint pass): 32 steps of 16 facts per relation, the encoder's learning rate raised to 5e-4 for so few
     steps with a linear warm-up over the first quarter, each encoder's gradient clipped to norm 1 (the random
     prompts' first gradients are hundreds of times the later ones; unclipped, Adam's second moment keeps their
