@@ -80,7 +80,7 @@ def write_curves(results: list[Result], out: Path) -> list[Path]:
     written: list[Path] = []
     groups: dict[tuple[str, str, str], dict[str, dict[str, History]]] = {}
     for result in sorted(results, key=lambda r: r.display):
-        run = Path(result.path).parent.name  # the run's folder: method and variant (`ptuning-mlp-29k`, `mp-ft-paper`)
+        run = Path(result.path).parent.name  # the run's folder: method and variant (`ptuning-lstm-29k`, `mp-ft-paper`)
         if result.kind == "lama":
             histories = lama_histories(result)
             if histories:
