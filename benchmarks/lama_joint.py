@@ -85,7 +85,8 @@ def run_variant(name: str, args) -> dict:
     method = config.method_entry
     vocab = lama_data.allowed_vocab(root, config.vocab, backbone.tokenizer, space_before=True,
                                     tokenizer_key=lama_data.matching_vocab_key(root, config.vocab, backbone.tokenizer))
-    units = [RelationUnit(r, method, backbone, vocab, root, config, Path("/nonexistent"), True) for r in relations]
+    units = [RelationUnit(r, method, backbone, vocab, root, config, Path("/nonexistent"), True, {})
+             for r in relations]
     data = [u.train_dev() for u in units]
     tests = [u.examples("test")[0][: args.max_test] for u in units]
     counter = FlopCounter(ModelShape.of(backbone.model), int(backbone.model.config.vocab_size), len(vocab))

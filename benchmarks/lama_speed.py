@@ -10,8 +10,9 @@
    the figure the rate target is about.
    Rates: FLOPs from the model's shape (`benchmarks/machine.py`) over the tokens processed, against the
    machine's large-GEMM rate in the same dtype, measured in this run right before each workload.
-2. One P-tuning training step (batch of facts, the paper's LSTM encoder, 6 prompt tokens) against PEFT's
-   P-tuning step (6 prefix virtual tokens, the same encoder): same batch, same fp32 precision; ours also bf16.
+2. One P-tuning training step (batch of facts, 6 prompt tokens, `--encoder`: the `cpu` preset's MLP by
+   default, or the paper's LSTM) against PEFT's P-tuning step (6 prefix virtual tokens, the same encoder and
+   width): same batch, same fp32 precision; ours also bf16.
 3. Peak memory of each variant, each in its own subprocess: the resident-set high-water mark is reset after
    loading (Linux `/proc/self/clear_refs`), so the figure is the model in memory plus what the measured
    operation adds, not the transient peak of loading the checkpoint.
@@ -40,7 +41,7 @@ from repro.core.backbone import load_backbone  # noqa: E402
 from repro.core.batch import collate, pad_id_of  # noqa: E402
 from repro.data import data_root  # noqa: E402
 from repro.core.model import PromptedLM  # noqa: E402
-from repro.ptuning import PromptEncoder, paper_lstm_config  # noqa: E402
+from repro.ptuning import PromptEncoder, PromptEncoderConfig, paper_lstm_config  # noqa: E402
 from repro.core.inference import EVAL_TOKENS, argmax_candidates  # noqa: E402
 from benchmarks.machine import (  # noqa: E402
     ModelShape, cpu_model, matmul_peak_gflops, peak_rss_mib, rate_line, reset_peak_rss, write_report,
@@ -116,7 +117,7 @@ def run_variant(name: str, args) -> dict:
             seconds, predicted = timed(lambda: ours_eval(model, rendered, vocab_ids, args.eval_rows, args.eval_tokens))
         result = {"seconds": seconds, "facts_per_s": len(rendered) / seconds, "p_at_1": p_at_1(predicted, gold)}
     else:
-        step = make_train_step(name, backbone, root, args.train_batch)
+        step = make_train_step(name, backbone, root, args.train_batch, args.encoder)
         step()
         seconds, _ = timed(step)
         result = {"seconds": seconds}
@@ -124,8 +125,9 @@ def run_variant(name: str, args) -> dict:
     return result
 
 
-def make_train_step(name: str, backbone, root: Path, batch_size: int):
-    """A closure doing one optimizer step of P-tuning on a fixed batch: ours or PEFT's."""
+def make_train_step(name: str, backbone, root: Path, batch_size: int, encoder_kind: str):
+    """A closure doing one optimizer step of P-tuning on a fixed batch: ours or PEFT's, with the same encoder
+    (`mlp`: PEFT's default, which the `cpu` preset trains; `lstm`: the paper's), hidden width d/2."""
     tok = backbone.tokenizer
     facts = lama_data.load_facts(root, "P17", "train")[:batch_size]
     vocab = lama_data.allowed_vocab(root, "29k", tok, space_before=True)
@@ -134,7 +136,8 @@ def make_train_step(name: str, backbone, root: Path, batch_size: int):
     torch.manual_seed(0)
     if name.startswith("train-ours"):
         template = Template.parse("[P*3] {sub} [P*3] [MASK]")
-        encoder = PromptEncoder(paper_lstm_config(6, hidden))
+        encoder = PromptEncoder(paper_lstm_config(6, hidden) if encoder_kind == "lstm" else
+                                PromptEncoderConfig(num_virtual_tokens=6, token_dim=hidden, encoder_hidden_size=hidden // 2))
         model = PromptedLM(backbone, encoder, dtype="bfloat16" if name == "train-ours-bf16" else "float32")
         batch = collate([template.render(tok, {"sub": f.sub_label}, causal=True, target_ids=[vocab.id_of(f.obj_label)])
                          for f in facts], pad_id_of(tok))
@@ -150,7 +153,8 @@ def make_train_step(name: str, backbone, root: Path, batch_size: int):
     import peft
 
     config = peft.PromptEncoderConfig(task_type="CAUSAL_LM", num_virtual_tokens=6, token_dim=hidden,
-                                      encoder_reparameterization_type="LSTM", encoder_hidden_size=hidden // 2)
+                                      encoder_reparameterization_type=encoder_kind.upper(),
+                                      encoder_hidden_size=hidden // 2)
     model = peft.get_peft_model(backbone.model, config)
     texts = [f" {f.sub_label}" for f in facts]
     encoded = tok(texts, add_special_tokens=False, padding=True, return_tensors="pt")
@@ -176,7 +180,8 @@ def make_train_step(name: str, backbone, root: Path, batch_size: int):
 def measure_memory(name: str, args) -> float:
     cmd = [sys.executable, __file__, "--variant", name, "--facts", str(args.facts), "--batch-size",
            str(args.batch_size), "--eval-rows", str(args.eval_rows), "--eval-tokens", str(args.eval_tokens),
-           "--train-batch", str(args.train_batch), "--backbone", args.backbone, "--threads", str(args.threads)]
+           "--train-batch", str(args.train_batch), "--backbone", args.backbone, "--threads", str(args.threads),
+           "--encoder", args.encoder]
     if args.data_root:
         cmd += ["--data-root", args.data_root]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True)
@@ -202,6 +207,8 @@ def main() -> int:
     parser.add_argument("--eval-rows", type=int, default=512, help="ours: rows per batch, at most")
     parser.add_argument("--eval-tokens", type=int, default=EVAL_TOKENS, help="ours: tokens per batch, at most")
     parser.add_argument("--train-batch", type=int, default=8)
+    parser.add_argument("--encoder", choices=("mlp", "lstm"), default="mlp",
+                        help="the training step's prompt encoder: mlp (the cpu preset's) or lstm (the paper's)")
     parser.add_argument("--limit", type=int, default=0, help="smoke runs: only every k-th fact of all (0: all)")
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds on the sample (medians)")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
@@ -259,7 +266,7 @@ def main() -> int:
     sample_flops = shape.forward_flops([len(r.input_ids) for r in rendered], len(rendered) * len(vocab_ids))
 
     # 3. the P-tuning step
-    steps = {name: make_train_step(name, load_backbone(args.backbone), root, args.train_batch)
+    steps = {name: make_train_step(name, load_backbone(args.backbone), root, args.train_batch, args.encoder)
              for name in ("train-peft", "train-ours-fp32", "train-ours-bf16")}
     step_flops = train_flops(shape, backbone, root, args.train_batch)
     step_dtypes = {"train-peft": torch.float32, "train-ours-fp32": torch.float32, "train-ours-bf16": torch.bfloat16}
@@ -287,7 +294,7 @@ def main() -> int:
         "matmul_peak_gflops": {k: statistics.median(v) for k, v in peaks.items() if v},
         "full": full, "sample_facts": len(rendered), "baseline_batch_size": args.batch_size,
         "eval_rows": args.eval_rows, "eval_tokens": args.eval_tokens,
-        "train_batch": args.train_batch, "rounds": args.rounds, "limit": args.limit,
+        "train_batch": args.train_batch, "encoder": args.encoder, "rounds": args.rounds, "limit": args.limit,
         "eval": {k: {"median_s": eval_median[k], "facts_per_s": len(rendered) / eval_median[k], "p_at_1": scores[k],
                      "speedup_vs_baseline": eval_median["baseline"] / eval_median[k],
                      **rate(sample_flops, eval_median[k], sample_peaks[k]),
@@ -320,7 +327,8 @@ def format_report(report: dict) -> str:
     for key, row in report["eval"].items():
         lines.append(f"{key:<12}{row['facts_per_s']:>9.1f}{row['speedup_vs_baseline']:>12.2f}{row['p_at_1']:>8.2f}"
                      f"{row['gflops']:>9.0f}{100 * row['fraction_of_peak']:>8.0f}%{row['peak_rss_mib']:>10.0f}")
-    lines += ["", f"P-tuning training step, batch {report['train_batch']}, LSTM encoder, 6 prompt tokens "
+    lines += ["", f"P-tuning training step, batch {report['train_batch']}, {report['encoder'].upper()} encoder, "
+                  "6 prompt tokens "
                   "(GFLOP/s: the step's needed work, the same count for all three)",
               f"{'variant':<18}{'s/step':>8}{'x PEFT':>8}{'GFLOP/s':>9}{'of peak':>9}{'peak MiB':>10}"]
     for key, row in report["train_step"].items():

@@ -122,6 +122,8 @@ def _converter(f: Field, config_cls: type) -> tuple[Callable[[Any], Any], dict[s
         return (lambda v: v), {"type": _limit, "metavar": "N"}
     if "int" in kind:
         return (lambda v: v), {"type": int}
+    if kind == "float":
+        return (lambda v: v), {"type": float, "metavar": "X"}
     return (lambda v: v), {}
 
 

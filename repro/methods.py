@@ -19,6 +19,8 @@ from typing import Mapping, Optional
 
 from repro.errors import ConfigError
 
+PAPER_ENCODER = "lstm"  # the paper's prompt encoder (a biLSTM with an MLP head); here, free of torch, for the reports
+
 BENCHMARKS = ("lama", "superglue")
 
 

@@ -50,7 +50,7 @@ def run_candidate(name: str, flags: list[str], seed: int, args: argparse.Namespa
 
 def read_run(run_dir: Path, seed: int) -> dict[str, dict]:
     """{relation: its training record} of one seed of a finished run folder (the seed layout of `repro lama`)."""
-    from repro.experiment.config import PAPER_ENCODER
+    from repro.methods import PAPER_ENCODER
 
     seed_dir = seed_folder(run_dir, seed)
     records = {}

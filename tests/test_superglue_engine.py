@@ -189,6 +189,34 @@ def test_an_interrupted_seed_resumes_with_the_same_numbers(shared_data, tmp_path
     assert not list((tmp_path / "cut").rglob("train_state.pt"))  # a finished seed drops its checkpoint
 
 
+def test_timed_checkpoints_resume_a_fine_tuned_lm_mid_way_under_the_same_fingerprint(shared_data, tmp_path, tiny,
+                                                                                      monkeypatch):
+    """`--checkpoint always --checkpoint-minutes X` on a method that trains the LM: a seed cut between dev checks
+    resumes from its last timed checkpoint and ends as the uncut run, whose settings (default checkpointing) it
+    shares: neither the mode nor the cadence is part of the fingerprint or the recorded config."""
+    train = {"max_steps": 4, "eval_every_steps": 4}  # one dev check, at the end: only timed checkpoints before it
+    whole = run(tiny_config("wic", "mp-ft", train=train), shared_data, tmp_path, tiny("bert"), runs="whole")
+    original = classify.VerbalizerScorer.loss
+    calls = []
+
+    def interrupted(self, items):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return original(self, items)
+
+    timed = dict(train=train, checkpoint="always", checkpoint_minutes=1e-9)  # a checkpoint after every step
+    monkeypatch.setattr(classify.VerbalizerScorer, "loss", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        run(tiny_config("wic", "mp-ft", **timed), shared_data, tmp_path, tiny("bert"), runs="cut")
+    monkeypatch.setattr(classify.VerbalizerScorer, "loss", original)
+    resumed = run(tiny_config("wic", "mp-ft", **timed), shared_data, tmp_path, tiny("bert"), runs="cut")
+    assert resumed["wic"]["training"]["42"]["resumed_from_step"] == 2
+    assert resumed["wic"]["seeds"] == whole["wic"]["seeds"]
+    assert resumed["wic"]["fingerprint"] == whole["wic"]["fingerprint"]
+    assert "checkpoint_minutes" not in resumed["wic"]["config"]
+
+
 def test_supervised_searches_the_ptuning_pattern_and_records_it(shared_data, tmp_path, tiny):
     results = run(tiny_config("cb", setting="supervised"), shared_data, tmp_path, tiny("gpt2"))
     data = results["cb"]

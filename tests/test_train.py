@@ -74,6 +74,35 @@ def test_resume_after_interruption_gives_identical_results(load_tiny, tmp_path):
         assert torch.equal(value, straight_weights[key]), key
 
 
+def test_timed_checkpoints_resume_mid_epoch_with_identical_results(load_tiny, tmp_path):
+    """`checkpoint_every_s` also checkpoints between dev checks (here after every step): cut inside an epoch,
+    the run resumes from the step before the cut, not from the epoch's start, and ends as the straight run."""
+    config = TrainConfig(**CONFIG)
+    model, items, loss_fn, evaluate = _setup(load_tiny)
+    straight = train(model, items, loss_fn, evaluate, config, quiet=True)
+    straight_weights = {k: v.clone() for k, v in model.encoder.state_dict().items()}
+
+    model, items, loss_fn, evaluate = _setup(load_tiny)
+    calls = {"n": 0}
+
+    def flaky(batch_items):
+        calls["n"] += 1
+        if calls["n"] == 5:  # the second step of epoch 2 (3 steps per epoch): its last dev check was step 3
+            raise Interrupt()
+        return loss_fn(batch_items)
+
+    with pytest.raises(Interrupt):
+        train(model, items, flaky, evaluate, config, checkpoint_dir=tmp_path, quiet=True, checkpoint_every_s=0.0)
+
+    model, items, loss_fn, evaluate = _setup(load_tiny)
+    resumed = train(model, items, loss_fn, evaluate, config, checkpoint_dir=tmp_path, quiet=True, checkpoint_every_s=0.0)
+    assert resumed.resumed_from_step == 4
+    assert resumed.history == straight.history
+    assert (resumed.best_score, resumed.best_step, resumed.steps) == (straight.best_score, straight.best_step, straight.steps)
+    for key, value in model.encoder.state_dict().items():
+        assert torch.equal(value, straight_weights[key]), key
+
+
 def test_early_stopping_and_best_state_restore(load_tiny):
     model, items, loss_fn, evaluate = _setup(load_tiny, dropout=0.0)
     scores = iter([1.0, 3.0, 2.0, 2.5, 0.0, 5.0])

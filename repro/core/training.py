@@ -15,6 +15,7 @@ import hashlib
 import json
 import math
 import random
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence, Union
@@ -224,8 +225,13 @@ def train(
     desc: str = "train",
     quiet: bool = False,
     loss_weight: Callable[[list[Any]], float] = len,
+    checkpoint_every_s: Optional[float] = None,
 ) -> TrainOutcome:
     """Train `model.trainable_parameters()` on `items`; restore the best-dev state before returning.
+
+    With `checkpoint_dir`, the loop checkpoints at every evaluation point and, with `checkpoint_every_s`, also
+    whenever that many seconds have passed since the last checkpoint (a long epoch then resumes mid-way; the
+    data order, RNGs and schedule are saved with it, so the numbers do not depend on where it was cut).
 
     Data-parallel (`repro.core.distributed`, a no-op in one process): every process runs this loop with the
     same seed, data order and model selection; each takes its shard of every batch, and the gradients are
@@ -257,6 +263,7 @@ def train(
         _evaluate_point(state, model, evaluate, config, untrained=True)
 
     bar = tqdm(total=total_steps, initial=state.step, desc=desc, disable=quiet, leave=False, unit="step")
+    last_saved = time.monotonic()
     while state.step < total_steps and not state.stopped_early:
         batches = epoch_batches(len(items), config, state.epoch, state.order_seed)
         while state.batch_in_epoch < len(batches) and state.step < total_steps:
@@ -268,8 +275,12 @@ def train(
             bar.set_postfix(loss=f"{state.last_loss:.3f}", best="/".join(f"{b:.2f}" for b in _components(state.best_score)))
             if due:
                 _evaluate_point(state, model, evaluate, config)
-                if ckpt is not None:
-                    distributed.once(lambda: _save(ckpt, state, model, optimizer, scheduler, config))
+            timed_out = False
+            if ckpt is not None and checkpoint_every_s is not None:  # the main process's clock decides for all
+                timed_out = distributed.broadcast_object(time.monotonic() - last_saved >= checkpoint_every_s)
+            if ckpt is not None and (due or timed_out):
+                distributed.once(lambda: _save(ckpt, state, model, optimizer, scheduler, config))
+                last_saved = time.monotonic()
             if state.stopped_early or state.batch_in_epoch == 0:  # stopped, or a new epoch: new batches
                 break
     bar.close()

@@ -19,13 +19,12 @@ from typing import Any, ClassVar, Mapping, Optional
 from repro import fidelity as fid
 from repro.core.training import TrainConfig
 from repro.errors import ConfigError
-from repro.methods import Method, get_method, method_names
+from repro.methods import PAPER_ENCODER, Method, get_method, method_names
 from repro.validate import check_config
 
 FROM_PRESET = -1  # a data limit that the preset decides
 DTYPE_CHOICES = ("float32", "bfloat16")
 ENCODERS = ("lstm", "mlp", "none")  # none: the prompt embeddings trained directly (no reparameterisation)
-PAPER_ENCODER = "lstm"  # the paper's prompt encoder (a biLSTM with an MLP head)
 
 
 def fingerprint(data: dict[str, Any]) -> str:

@@ -294,7 +294,7 @@ def new_scorer(ctx: ScorerContext) -> Scorer:
 
 def fit(scorer: Scorer, task: Task, train_examples: Sequence[Example], dev_examples: Sequence[Example],
         train_config: TrainConfig, seed: int, *, checkpoint_dir: Optional[Path], desc: str,
-        quiet: bool = False, selection: str = "mean") -> dict[str, Any]:
+        quiet: bool = False, selection: str = "mean", checkpoint_every_s: Optional[float] = None) -> dict[str, Any]:
     """Train the scorer's model on `train_examples`, select on the task's dev selection score (fidelity item
     `selection`: `repro.fidelity.selection_value`), restore the best state; returns what the results record
     about training. Data-parallel (`repro.core.distributed`): each process trains on its shard of every batch
@@ -307,7 +307,8 @@ def fit(scorer: Scorer, task: Task, train_examples: Sequence[Example], dev_examp
         return selection_value(task, dev_examples, predictions, scores, selection)
 
     outcome = train(scorer.model, items, scorer.loss, dev_score, replace(train_config, seed=seed),
-                    checkpoint_dir=checkpoint_dir, desc=desc, quiet=quiet, loss_weight=loss_weight)
+                    checkpoint_dir=checkpoint_dir, desc=desc, quiet=quiet, loss_weight=loss_weight,
+                    checkpoint_every_s=checkpoint_every_s)
     return training_record(len(items), len(dev_examples), outcome)
 
 

@@ -22,7 +22,8 @@ decides its numbers (`repro.experiment.fingerprints`: config, threads, device ki
 data files read); a rerun reuses it and says so, a run of other settings uses another folder and says why.
 A task's result holds every finished seed of its settings and pattern there, so a run of fewer seeds never
 shrinks it. With `checkpoint` on, an interrupted seed also
-resumes from its last dev check (`repro.core.training`), with the same numbers.
+resumes from its last dev check (`repro.core.training`), or from its last timed checkpoint with
+`--checkpoint-minutes N` (a supervised epoch can outlast a session), with the same numbers.
 """
 
 from __future__ import annotations
@@ -395,7 +396,8 @@ class Engine:
             checkpoint = self._checkpoint_dir(variant, seed) if self._uses_checkpoints() else None
             training = fit(scorer, task, self.data.train, self.data.dev, config.train, seed, checkpoint_dir=checkpoint,
                            desc=f"{task.name} {variant} seed {seed}", quiet=self.quiet,
-                           selection=config.choices.selection)
+                           selection=config.choices.selection,
+                           checkpoint_every_s=config.checkpoint_minutes * 60 or None)
         metrics = {ev.task.name: evaluate(scorer, ev.task, ev.examples, f"{ev.task.name} eval") for ev in self.data.evals}
         return {
             "schema": SUPERGLUE_SEED_SCHEMA, "fingerprint": self.fingerprint, "seed": seed, "pattern": variant,

@@ -97,6 +97,7 @@ class SuperGLUEConfig(RunConfig):
     BENCHMARK: ClassVar[str] = "superglue"
     PRESETS: ClassVar[Mapping[str, Preset]] = PRESETS
     DEFAULT_SEEDS: ClassVar[tuple[int, ...]] = DEFAULT_SEEDS  # "3 runs from seed 42"; zero-shot uses the first
+    SCHEDULING: ClassVar[tuple[str, ...]] = (*RunConfig.SCHEDULING, "checkpoint_minutes")
 
     task: str = field(default="rte", metadata={"help": "the task (see tasks/registry.py)", "choices": task_names,
                                                "required": True})
@@ -115,12 +116,17 @@ class SuperGLUEConfig(RunConfig):
         "help": "mid-seed checkpoints at every dev check: auto (only when the LM is frozen: a fine-tuned LM's "
                 "checkpoint holds ~4x its weights) | always | never; finished seeds are always kept",
         "choices": CHECKPOINT_MODES})
+    checkpoint_minutes: float = field(default=0.0, metadata={
+        "help": "where mid-seed checkpoints are on, also write one every X minutes between dev checks, so that a "
+                "long epoch (supervised RTE, WiC) resumes mid-way (0: at dev checks only)"})
 
     def __post_init__(self) -> None:
         if self.setting not in SETTINGS:
             raise ConfigError(f"unknown setting {self.setting!r}; valid: {', '.join(SETTINGS)}")
         if self.checkpoint not in CHECKPOINT_MODES:
             raise ConfigError(f"unknown checkpoint mode {self.checkpoint!r}; valid: {', '.join(CHECKPOINT_MODES)}")
+        if self.checkpoint_minutes < 0:
+            raise ConfigError(f"--checkpoint-minutes must be 0 (off) or positive, got {self.checkpoint_minutes}")
         get_task(self.task)
         super().__post_init__()
 
@@ -151,12 +157,14 @@ class SuperGLUEConfig(RunConfig):
     def fingerprint_data(self) -> dict:
         """The config's part of what decides one seed's numbers for the training task and its diagnostics. Not
         the seed list, the task asked for (AX-b reuses RTE's seeds), nor the pattern (per-seed files sit under
-        its variant)."""
+        its variant), nor the checkpoint mode: checkpoints never change the numbers (the mode is hashed as its
+        default, "auto", which every file written before this rule holds, so their fingerprints stand)."""
         data = super().fingerprint_data()
         for key in ("task", "seeds", "pattern"):
             data.pop(key)
         data["train_task"] = self.train_task
         data["train"].pop("seed")
+        data["checkpoint"] = "auto"
         if get_task(self.train_task).shared_prefixes:  # its evaluation runs repro/shared_prefix.py (causal LMs)
             data["shared_prefix_code"] = code_version(shared_prefix.CODE)
         return data

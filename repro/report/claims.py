@@ -21,7 +21,7 @@ import statistics
 from dataclasses import dataclass
 from typing import Optional, Sequence
 
-from repro.methods import get_method
+from repro.methods import PAPER_ENCODER, get_method
 from repro.report.average import avg_tasks
 from repro.report.match import encoder_of
 from repro.report.paper import PaperTables
@@ -38,7 +38,7 @@ class Side:
 
     method: str
     label: str
-    encoder: str = "lstm"
+    encoder: str = PAPER_ENCODER
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional
 
+from repro.methods import PAPER_ENCODER, get_method
 from repro.report.average import avg_tasks, superglue_average
 from repro.report.names import (
     backbone_family,
@@ -245,9 +246,6 @@ def compared_row(spec: TableSpec, paper: PaperTables, result: Result) -> Row:
 def encoder_of(result: Result) -> Optional[str]:
     """The prompt encoder a run trained (files older than the field: the default, LSTM); None for a method
     without one (such methods record the default, which they never read)."""
-    from repro.experiment.config import PAPER_ENCODER
-    from repro.methods import get_method
-
     if not get_method(result.method, result.kind).uses_encoder:
         return None
     return result.config.get("encoder") or PAPER_ENCODER
@@ -256,8 +254,6 @@ def encoder_of(result: Result) -> Optional[str]:
 def encoder_note(result: Result) -> str:
     """"encoder mlp" for a run whose prompt encoder is not the paper's LSTM (whatever its preset's default), ""
     otherwise."""
-    from repro.experiment.config import PAPER_ENCODER
-
     encoder = encoder_of(result)
     return f"encoder {encoder}" if encoder not in (None, PAPER_ENCODER) else ""
 
