@@ -7,8 +7,9 @@ P@1. `separate` is the per-relation loop (`engine.build_scorer` + `engine.fit`, 
 runs in its own subprocess, which reports its training throughput (training facts per second, dev evaluations
 included), the achieved GFLOP/s (FLOPs counted from the sequences the LM actually ran: forward, plus the
 input-gradient backward ~ one more forward for training rows; the LM head where read), and its peak resident
-memory after loading the backbone (Linux `/proc/self/clear_refs`). The main process measures the bf16 matmul
-peak on the same threads, so every rate is also a fraction of what this machine can do.
+memory after loading the backbone (Linux `/proc/self/clear_refs`). The main process measures the matmul peak
+in the run's dtype (`--dtype`, default the preset's bf16) on the same threads, so every rate is also a fraction of
+what this machine can do.
 
     .venv/bin/python benchmarks/lama_joint.py [--relations P17,P19,...] [--threads 1]
 
@@ -81,7 +82,8 @@ def run_variant(name: str, args) -> dict:
     root = data_root(args.data_root)
     backbone = load_backbone(args.backbone)
     relations = lama_data.get_relations(root, args.relations.split(","))
-    config = LamaConfig(method="ptuning", backbone=args.backbone, preset="cpu", relations=[r.id for r in relations])
+    config = LamaConfig(method="ptuning", backbone=args.backbone, preset="cpu", relations=[r.id for r in relations],
+                        dtype=args.dtype)
     method = config.method_entry
     vocab = lama_data.allowed_vocab(root, config.vocab, backbone.tokenizer, space_before=True,
                                     tokenizer_key=lama_data.matching_vocab_key(root, config.vocab, backbone.tokenizer))
@@ -134,7 +136,7 @@ def run_variant(name: str, args) -> dict:
 
 def in_subprocess(name: str, args) -> dict:
     cmd = [sys.executable, __file__, "--variant", name, "--relations", args.relations, "--backbone", args.backbone,
-           "--threads", str(args.threads), "--max-test", str(args.max_test)]
+           "--threads", str(args.threads), "--max-test", str(args.max_test), "--dtype", args.dtype]
     if args.data_root:
         cmd += ["--data-root", args.data_root]
     out = subprocess.run(cmd, capture_output=True, text=True)
@@ -150,6 +152,8 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     parser.add_argument("--max-test", type=int, default=300, help="test facts per relation (P@1)")
     parser.add_argument("--data-root", default=None)
+    parser.add_argument("--dtype", default="", choices=("", "float32", "bfloat16"),
+                        help="the frozen LM's dtype (default: the cpu preset's, bfloat16)")
     parser.add_argument("--variant", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "lama_joint.json"))
     args = parser.parse_args()
@@ -159,14 +163,16 @@ def main() -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     load_before = os.getloadavg()[0]
-    peak = matmul_peak_gflops(torch.bfloat16)
+    dtype = args.dtype or "bfloat16"
+    peak = matmul_peak_gflops(getattr(torch, dtype))
     results = {name: in_subprocess(name, args) for name in VARIANTS}
-    peak_after = matmul_peak_gflops(torch.bfloat16)
+    peak_after = matmul_peak_gflops(getattr(torch, dtype))
     report = {
-        "backbone": args.backbone, "relations": args.relations.split(","), "preset": "cpu", "dtype": "bfloat16",
+        "backbone": args.backbone, "relations": args.relations.split(","), "preset": "cpu",
+        "dtype": dtype,
         "cpu": cpu_model(), "threads": results["joint"]["threads"],
         "load_average_before": load_before, "load_average_after": os.getloadavg()[0],
-        "matmul_peak_gflops_bf16": {"before": peak, "after": peak_after},
+        "matmul_peak_gflops": {"before": peak, "after": peak_after},  # in the run's dtype
         "variants": results,
         "speedup_train": results["separate"]["train_s"] / results["joint"]["train_s"],
         "speedup_test": results["separate"]["test_s"] / results["joint"]["test_s"],
@@ -178,9 +184,9 @@ def main() -> int:
 
 
 def format_report(report: dict) -> str:
-    peak = max(report["matmul_peak_gflops_bf16"].values())
+    peak = max(report["matmul_peak_gflops"].values())
     rel = report["relations"]
-    lines = [f"LAMA P-tuning, {report['backbone']} bf16, cpu preset, {len(rel)} relations ({','.join(rel)}); "
+    lines = [f"LAMA P-tuning, {report['backbone']} {report['dtype']}, cpu preset, {len(rel)} relations ({','.join(rel)}); "
              f"{report['cpu']}, {report['threads']} threads, load average {report['load_average_before']:.1f} -> "
              f"{report['load_average_after']:.1f}",
              f"{'variant':<10}{'train s':>9}{'facts/s':>9}{'x':>6}{'test s':>8}{'facts/s':>9}{'peak MiB':>10}"
@@ -196,8 +202,8 @@ def format_report(report: dict) -> str:
         lines.append(rate_line(f"{name} test", r["flops"]["test"], r["test_s"], peak))
     lines.append(f"training speed-up: {report['speedup_train']:.2f}x wall, {report['speedup_train_cpu']:.2f}x process "
                  f"CPU time ({base['train_cpu_s']:.0f} s -> {report['variants']['joint']['train_cpu_s']:.0f} s)")
-    lines.append(f"bf16 matmul peak measured before/after: {report['matmul_peak_gflops_bf16']['before']:.0f} / "
-                 f"{report['matmul_peak_gflops_bf16']['after']:.0f} GFLOP/s")
+    lines.append(f"{report['dtype']} matmul peak measured before/after: {report['matmul_peak_gflops']['before']:.0f} / "
+                 f"{report['matmul_peak_gflops']['after']:.0f} GFLOP/s")
     lines.append("")
     lines.append(f"{'relation':<10}" + "".join(f"{n:>10}" for n in report["variants"]) + f"{'best step':>12}")
     for rid in rel:
