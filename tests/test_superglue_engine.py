@@ -166,9 +166,10 @@ def test_axb_alone_trains_on_rte(shared_data, tmp_path, tiny, monkeypatch):
     assert results["axb"]["training"]["42"]["n_train"] == 4
 
 
-def test_an_interrupted_seed_resumes_with_the_same_numbers(shared_data, tmp_path, tiny, monkeypatch):
-    config = dict(train={"max_steps": 4})
-    whole = run(tiny_config("wic", "ptuning-frozen", **config), shared_data, tmp_path, tiny("bert"), runs="whole")
+def _whole_and_resumed(shared_data, tmp_path, tiny, monkeypatch, method: str, whole_options: dict, options: dict):
+    """WiC on the tiny BERT: the uncut run (`whole_options`), and a run with `options` cut at its third training
+    batch then resumed (a new process's run into the same folder): (whole results, resumed results)."""
+    whole = run(tiny_config("wic", method, **whole_options), shared_data, tmp_path, tiny("bert"), runs="whole")
     original = classify.VerbalizerScorer.loss
     calls = []
 
@@ -180,10 +181,15 @@ def test_an_interrupted_seed_resumes_with_the_same_numbers(shared_data, tmp_path
 
     monkeypatch.setattr(classify.VerbalizerScorer, "loss", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        run(tiny_config("wic", "ptuning-frozen", **config), shared_data, tmp_path, tiny("bert"), runs="cut")
+        run(tiny_config("wic", method, **options), shared_data, tmp_path, tiny("bert"), runs="cut")
     assert list((tmp_path / "cut").rglob("train_state.pt"))
     monkeypatch.setattr(classify.VerbalizerScorer, "loss", original)
-    resumed = run(tiny_config("wic", "ptuning-frozen", **config), shared_data, tmp_path, tiny("bert"), runs="cut")
+    return whole, run(tiny_config("wic", method, **options), shared_data, tmp_path, tiny("bert"), runs="cut")
+
+
+def test_an_interrupted_seed_resumes_with_the_same_numbers(shared_data, tmp_path, tiny, monkeypatch):
+    config = dict(train={"max_steps": 4})
+    whole, resumed = _whole_and_resumed(shared_data, tmp_path, tiny, monkeypatch, "ptuning-frozen", config, config)
     assert resumed["wic"]["training"]["42"]["resumed_from_step"] == 2
     assert resumed["wic"]["seeds"] == whole["wic"]["seeds"]
     assert not list((tmp_path / "cut").rglob("train_state.pt"))  # a finished seed drops its checkpoint
@@ -195,22 +201,8 @@ def test_timed_checkpoints_resume_a_fine_tuned_lm_mid_way_under_the_same_fingerp
     resumes from its last timed checkpoint and ends as the uncut run, whose settings (default checkpointing) it
     shares: neither the mode nor the cadence is part of the fingerprint or the recorded config."""
     train = {"max_steps": 4, "eval_every_steps": 4}  # one dev check, at the end: only timed checkpoints before it
-    whole = run(tiny_config("wic", "mp-ft", train=train), shared_data, tmp_path, tiny("bert"), runs="whole")
-    original = classify.VerbalizerScorer.loss
-    calls = []
-
-    def interrupted(self, items):
-        calls.append(1)
-        if len(calls) == 3:
-            raise KeyboardInterrupt
-        return original(self, items)
-
     timed = dict(train=train, checkpoint="always", checkpoint_minutes=1e-9)  # a checkpoint after every step
-    monkeypatch.setattr(classify.VerbalizerScorer, "loss", interrupted)
-    with pytest.raises(KeyboardInterrupt):
-        run(tiny_config("wic", "mp-ft", **timed), shared_data, tmp_path, tiny("bert"), runs="cut")
-    monkeypatch.setattr(classify.VerbalizerScorer, "loss", original)
-    resumed = run(tiny_config("wic", "mp-ft", **timed), shared_data, tmp_path, tiny("bert"), runs="cut")
+    whole, resumed = _whole_and_resumed(shared_data, tmp_path, tiny, monkeypatch, "mp-ft", dict(train=train), timed)
     assert resumed["wic"]["training"]["42"]["resumed_from_step"] == 2
     assert resumed["wic"]["seeds"] == whole["wic"]["seeds"]
     assert resumed["wic"]["fingerprint"] == whole["wic"]["fingerprint"]

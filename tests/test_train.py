@@ -46,7 +46,9 @@ CONFIG = dict(optimizer="adam", lr_encoder=3e-3, weight_decay=5e-4, schedule="ex
               batch_size=4, max_epochs=6, patience=20, seed=11)
 
 
-def test_resume_after_interruption_gives_identical_results(load_tiny, tmp_path):
+def _cut_and_resumed(load_tiny, tmp_path, cut_at: int, **train_options):
+    """The straight run, and the same run cut at the `cut_at`-th batch (checkpoints in `tmp_path`) then resumed in
+    a fresh model, as a new process would: (straight outcome, its final weights, resumed outcome, resumed model)."""
     config = TrainConfig(**CONFIG)
     model, items, loss_fn, evaluate = _setup(load_tiny)
     straight = train(model, items, loss_fn, evaluate, config, quiet=True)
@@ -57,50 +59,40 @@ def test_resume_after_interruption_gives_identical_results(load_tiny, tmp_path):
 
     def flaky(batch_items):
         calls["n"] += 1
-        if calls["n"] == 8:  # mid-epoch, after two epoch checkpoints (3 steps per epoch)
+        if calls["n"] == cut_at:
             raise Interrupt()
         return loss_fn(batch_items)
 
     with pytest.raises(Interrupt):
-        train(model, items, flaky, evaluate, config, checkpoint_dir=tmp_path, quiet=True)
+        train(model, items, flaky, evaluate, config, checkpoint_dir=tmp_path, quiet=True, **train_options)
     assert (tmp_path / CHECKPOINT).is_file()
 
-    model, items, loss_fn, evaluate = _setup(load_tiny)  # a new process: fresh model and weights
-    resumed = train(model, items, loss_fn, evaluate, config, checkpoint_dir=tmp_path, quiet=True)
-    assert resumed.resumed_from_step == 6
+    model, items, loss_fn, evaluate = _setup(load_tiny)
+    resumed = train(model, items, loss_fn, evaluate, config, checkpoint_dir=tmp_path, quiet=True, **train_options)
+    return straight, straight_weights, resumed, model
+
+
+def _assert_same_run(straight, straight_weights, resumed, model) -> None:
     assert resumed.history == straight.history
     assert (resumed.best_score, resumed.best_step, resumed.steps) == (straight.best_score, straight.best_step, straight.steps)
     for key, value in model.encoder.state_dict().items():
         assert torch.equal(value, straight_weights[key]), key
+
+
+def test_resume_after_interruption_gives_identical_results(load_tiny, tmp_path):
+    # cut mid-epoch (3 steps per epoch), after two epoch checkpoints
+    straight, weights, resumed, model = _cut_and_resumed(load_tiny, tmp_path, cut_at=8)
+    assert resumed.resumed_from_step == 6
+    _assert_same_run(straight, weights, resumed, model)
 
 
 def test_timed_checkpoints_resume_mid_epoch_with_identical_results(load_tiny, tmp_path):
     """`checkpoint_every_s` also checkpoints between dev checks (here after every step): cut inside an epoch,
     the run resumes from the step before the cut, not from the epoch's start, and ends as the straight run."""
-    config = TrainConfig(**CONFIG)
-    model, items, loss_fn, evaluate = _setup(load_tiny)
-    straight = train(model, items, loss_fn, evaluate, config, quiet=True)
-    straight_weights = {k: v.clone() for k, v in model.encoder.state_dict().items()}
-
-    model, items, loss_fn, evaluate = _setup(load_tiny)
-    calls = {"n": 0}
-
-    def flaky(batch_items):
-        calls["n"] += 1
-        if calls["n"] == 5:  # the second step of epoch 2 (3 steps per epoch): its last dev check was step 3
-            raise Interrupt()
-        return loss_fn(batch_items)
-
-    with pytest.raises(Interrupt):
-        train(model, items, flaky, evaluate, config, checkpoint_dir=tmp_path, quiet=True, checkpoint_every_s=0.0)
-
-    model, items, loss_fn, evaluate = _setup(load_tiny)
-    resumed = train(model, items, loss_fn, evaluate, config, checkpoint_dir=tmp_path, quiet=True, checkpoint_every_s=0.0)
+    # cut at the second step of epoch 2: its last dev check was step 3
+    straight, weights, resumed, model = _cut_and_resumed(load_tiny, tmp_path, cut_at=5, checkpoint_every_s=0.0)
     assert resumed.resumed_from_step == 4
-    assert resumed.history == straight.history
-    assert (resumed.best_score, resumed.best_step, resumed.steps) == (straight.best_score, straight.best_step, straight.steps)
-    for key, value in model.encoder.state_dict().items():
-        assert torch.equal(value, straight_weights[key]), key
+    _assert_same_run(straight, weights, resumed, model)
 
 
 def test_early_stopping_and_best_state_restore(load_tiny):
