@@ -197,11 +197,12 @@ def test_an_interrupted_seed_resumes_with_the_same_numbers(shared_data, tmp_path
 
 def test_timed_checkpoints_resume_a_fine_tuned_lm_mid_way_under_the_same_fingerprint(shared_data, tmp_path, tiny,
                                                                                       monkeypatch):
-    """`--checkpoint always --checkpoint-minutes X` on a method that trains the LM: a seed cut between dev checks
+    """`--checkpoint-minutes X` on a method that trains the LM (checkpoints on, as `--checkpoint always` would turn
+    them on): a seed cut between dev checks
     resumes from its last timed checkpoint and ends as the uncut run, whose settings (default checkpointing) it
     shares: neither the mode nor the cadence is part of the fingerprint or the recorded config."""
     train = {"max_steps": 4, "eval_every_steps": 4}  # one dev check, at the end: only timed checkpoints before it
-    timed = dict(train=train, checkpoint="always", checkpoint_minutes=1e-9)  # a checkpoint after every step
+    timed = dict(train=train, checkpoint_minutes=1e-9)  # a checkpoint after every step
     whole, resumed = _whole_and_resumed(shared_data, tmp_path, tiny, monkeypatch, "mp-ft", dict(train=train), timed)
     assert resumed["wic"]["training"]["42"]["resumed_from_step"] == 2
     assert resumed["wic"]["seeds"] == whole["wic"]["seeds"]
@@ -304,6 +305,9 @@ def test_config_round_trips_through_json_and_presets_follow_the_paper():
     (["superglue", "--task", "cb", "--method", "ft"], "error: unknown superglue method 'ft'; valid: cls-ft, mp, mp-ft"),
     (["superglue", "--task", "cb", "--setting", "full"], "error: unknown setting 'full'; valid: fewshot, supervised"),
     (["superglue", "--task", "cb", "--seeds", "x"], "error: --seeds takes a count or a comma-separated list"),
+    (["superglue", "--task", "cb", "--checkpoint-minutes", "-5"], "error: --checkpoint-minutes must be 0 (off) or"),
+    (["superglue", "--task", "cb", "--checkpoint-minutes", "20", "--checkpoint", "never"],
+     "error: --checkpoint-minutes writes mid-seed checkpoints, which --checkpoint never turns off"),
 ])
 def test_cli_errors_are_one_line(capsys, argv, message):
     assert main(argv) == 2

@@ -334,8 +334,8 @@ class Engine:
         return self.runs_dir / variant / f"seed{seed}.train"
 
     def _uses_checkpoints(self) -> bool:
-        mode = self.run.config.checkpoint
-        return mode == "always" or (mode == "auto" and not self.run.method.trains_backbone)
+        mode, timed = self.run.config.checkpoint, self.run.config.checkpoint_minutes
+        return mode == "always" or (mode == "auto" and (timed > 0 or not self.run.method.trains_backbone))
 
     def train_seeds_together(self, variant: str, seeds: Sequence[int]) -> None:
         """A prompt encoder on a frozen LM (P-tuning-frozen): the pending seeds' encoders train in one joint pass

@@ -117,16 +117,19 @@ class SuperGLUEConfig(RunConfig):
                 "checkpoint holds ~4x its weights) | always | never; finished seeds are always kept",
         "choices": CHECKPOINT_MODES})
     checkpoint_minutes: float = field(default=0.0, metadata={
-        "help": "where mid-seed checkpoints are on, also write one every X minutes between dev checks, so that a "
-                "long epoch (supervised RTE, WiC) resumes mid-way (0: at dev checks only)"})
+        "help": "also write a mid-seed checkpoint every X minutes between dev checks, so that a long epoch "
+                "(supervised RTE, WiC) resumes mid-way; turns checkpoints on under --checkpoint auto, also for a "
+                "fine-tuned LM (0: at dev checks only)"})
 
     def __post_init__(self) -> None:
         if self.setting not in SETTINGS:
             raise ConfigError(f"unknown setting {self.setting!r}; valid: {', '.join(SETTINGS)}")
         if self.checkpoint not in CHECKPOINT_MODES:
             raise ConfigError(f"unknown checkpoint mode {self.checkpoint!r}; valid: {', '.join(CHECKPOINT_MODES)}")
-        if self.checkpoint_minutes < 0:
+        if not self.checkpoint_minutes >= 0:
             raise ConfigError(f"--checkpoint-minutes must be 0 (off) or positive, got {self.checkpoint_minutes}")
+        if self.checkpoint_minutes and self.checkpoint == "never":
+            raise ConfigError("--checkpoint-minutes writes mid-seed checkpoints, which --checkpoint never turns off")
         get_task(self.task)
         super().__post_init__()
 
