@@ -82,7 +82,7 @@ def _separately(backbone, members, data, config, train_config):
 
 
 def _jointly(backbone, members, data, config, train_config, monkeypatch, *, checkpoint_dir=None, fail_at=None,
-             done_log=None):
+             done_log=None, checkpoint_every_s=None):
     """build_joint + fit_together, recording each unit's loss per step; test predictions of every unit."""
     losses: dict[int, list[float]] = {i: [] for i in range(len(members))}
     real_train = joint_engine.train_joint
@@ -110,7 +110,8 @@ def _jointly(backbone, members, data, config, train_config, monkeypatch, *, chec
     monkeypatch.setattr(joint_engine, "train_joint", recording_train)
     try:
         fitted = fit_together(joint, members, [d[0] for d in data], [d[1] for d in data], train_config,
-                              checkpoint_dir=checkpoint_dir, on_done=on_done, quiet=True)
+                              checkpoint_dir=checkpoint_dir, on_done=on_done, quiet=True,
+                              checkpoint_every_s=checkpoint_every_s)
     finally:
         monkeypatch.setattr(joint_engine, "train_joint", real_train)
     predictions = predict_together(joint.scorers, [d[2] for d in data])
@@ -240,6 +241,25 @@ def test_checkpoint_stores_each_tensor_once_and_resumes_with_the_same_numbers(lo
     saved = checkpoint.read(tmp_path / "later" / CHECKPOINT, kind="joint_state")["units"]
     assert sorted(saved) == sorted(m.name for m, f in zip(members, straight) if f["steps"] > first_end)
     assert resumed[0]["resumed_from_step"] == 2
+    for i in range(3):
+        assert {k: v for k, v in resumed[i].items() if k != "resumed_from_step"} == \
+            {k: v for k, v in straight[i].items() if k != "resumed_from_step"}
+        assert resumed_pred[i] == straight_pred[i]
+
+
+def test_timed_checkpoints_resume_the_joint_pass_between_checks(load_tiny, monkeypatch, tmp_path):
+    """With `checkpoint_every_s` the joint pass also checkpoints between dev checks (here after every step): cut at
+    step 4 (unit A's last check was step 2, B and C have had none), every unit resumes from step 3 with the same
+    numbers."""
+    backbone = load_tiny("gpt2")
+    members, data, config = _setup(backbone)
+    straight, _, straight_pred = _jointly(backbone, members, data, config, TRAIN, monkeypatch)
+    with pytest.raises(Interrupted):
+        _jointly(backbone, members, data, config, TRAIN, monkeypatch, checkpoint_dir=tmp_path, fail_at=4,
+                 checkpoint_every_s=0.0)
+    resumed, _, resumed_pred = _jointly(backbone, members, data, config, TRAIN, monkeypatch, checkpoint_dir=tmp_path,
+                                        checkpoint_every_s=0.0)
+    assert [r["resumed_from_step"] for r in resumed] == [3, 3, 3]
     for i in range(3):
         assert {k: v for k, v in resumed[i].items() if k != "resumed_from_step"} == \
             {k: v for k, v in straight[i].items() if k != "resumed_from_step"}

@@ -20,6 +20,7 @@ same batch composition, which matters in bf16).
 from __future__ import annotations
 
 import copy
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
@@ -121,9 +122,12 @@ def train_joint(
     on_done: Optional[DoneFn] = None,
     desc: str = "joint",
     quiet: bool = False,
+    checkpoint_every_s: Optional[float] = None,
 ) -> list[TrainOutcome]:
     """Train every unit (see the module docstring); returns their outcomes in `units` order. `model` is put in
-    train/eval mode around steps and evaluations; `rng` holds the units' RNG states (reseeded at step 0)."""
+    train/eval mode around steps and evaluations; `rng` holds the units' RNG states (reseeded at step 0). The
+    checkpoint is written at every check and when a unit finishes, and with `checkpoint_every_s` also when that
+    many seconds have passed since the last one (as `repro.core.training.train` does)."""
     if len({u.name for u in units}) != len(units):
         raise ConfigError("joint training: unit names must be distinct (they key the checkpoint)")
     runners = []
@@ -148,6 +152,7 @@ def train_joint(
     total_steps = max(r.total_steps for r in runners)
     start = min((r.state.step for r in runners if not r.finished), default=total_steps)
     bar = tqdm(total=total_steps, initial=start, desc=desc, disable=quiet, leave=False, unit="step")
+    last_saved = time.monotonic()
     while True:
         active = [r for r in runners if not r.finished]
         if not active:
@@ -164,12 +169,14 @@ def train_joint(
         # A unit finishes at a check (patience, or the last step under eval_ends=suite) or, where the last step
         # is no check (eval_ends lama, fewshot), right after its last step.
         finished = [r for r in active if r.finished]
-        if not due and not finished:
+        timed_out = checkpoint_every_s is not None and time.monotonic() - last_saved >= checkpoint_every_s
+        if not due and not finished and not (timed_out and ckpt is not None):
             continue
         if due:
             _check(model, due, evaluate)
         if ckpt is not None:
             _save(ckpt, runners, rng)
+            last_saved = time.monotonic()
         _finish(finished, on_done)
     bar.close()
     return [r.outcome for r in runners]  # type: ignore[misc]

@@ -123,7 +123,8 @@ def fit_together(joint: JointModel, members: Sequence[Member], train_lists: Sequ
                  dev_lists: Sequence[Sequence[Example]], train_config: TrainConfig, *,
                  checkpoint_dir: Optional[Path],
                  on_done: Optional[Callable[[list[int], list[dict[str, Any]]], None]] = None,
-                 desc: str = "joint", quiet: bool = False, selection: str = "mean") -> list[dict[str, Any]]:
+                 desc: str = "joint", quiet: bool = False, selection: str = "mean",
+                 checkpoint_every_s: Optional[float] = None) -> list[dict[str, Any]]:
     """`engine.fit` for every member at once: returns (and hands `on_done` as they finish, best states loaded)
     what the results record about each member's training."""
     scorers, stack = joint.scorers, joint.stack
@@ -177,7 +178,7 @@ def fit_together(joint: JointModel, members: Sequence[Member], train_lists: Sequ
 
     try:
         outcomes = train_joint(joint.model, units, losses, evaluate, rng=stack.rng, checkpoint_dir=checkpoint_dir,
-                               on_done=done, desc=desc, quiet=quiet)
+                               on_done=done, desc=desc, quiet=quiet, checkpoint_every_s=checkpoint_every_s)
     finally:
         stack.active = None
     return [record(i, o) for i, o in enumerate(outcomes)]

@@ -378,7 +378,7 @@ class Engine:
         fit_together(joint, members, [self.data.train] * len(pending), [self.data.dev] * len(pending), config.train,
                      checkpoint_dir=checkpoint, on_done=on_done,
                      desc=f"{task.name} {variant} seeds {','.join(map(str, pending))} jointly", quiet=self.quiet,
-                     selection=config.choices.selection)
+                     selection=config.choices.selection, checkpoint_every_s=config.checkpoint_minutes * 60 or None)
         if checkpoint is not None:
             shutil.rmtree(checkpoint, ignore_errors=True)
 

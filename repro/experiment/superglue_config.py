@@ -117,9 +117,9 @@ class SuperGLUEConfig(RunConfig):
                 "checkpoint holds ~4x its weights) | always | never; finished seeds are always kept",
         "choices": CHECKPOINT_MODES})
     checkpoint_minutes: float = field(default=0.0, metadata={
-        "help": "also write a mid-seed checkpoint every X minutes between dev checks, so that a long epoch "
-                "(supervised RTE, WiC) resumes mid-way; turns checkpoints on under --checkpoint auto, also for a "
-                "fine-tuned LM (0: at dev checks only)"})
+        "help": "also write a mid-seed checkpoint every X minutes between dev checks (seeds trained alone or in "
+                "one frozen-LM pass), so that a long epoch (supervised RTE, WiC) resumes mid-way; turns checkpoints "
+                "on under --checkpoint auto, also for a fine-tuned LM (0: at dev checks only)"})
 
     def __post_init__(self) -> None:
         if self.setting not in SETTINGS:
