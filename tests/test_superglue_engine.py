@@ -198,9 +198,9 @@ def test_an_interrupted_seed_resumes_with_the_same_numbers(shared_data, tmp_path
 def test_timed_checkpoints_resume_a_fine_tuned_lm_mid_way_under_the_same_fingerprint(shared_data, tmp_path, tiny,
                                                                                       monkeypatch):
     """`--checkpoint-minutes X` on a method that trains the LM (checkpoints on, as `--checkpoint always` would turn
-    them on): a seed cut between dev checks
-    resumes from its last timed checkpoint and ends as the uncut run, whose settings (default checkpointing) it
-    shares: neither the mode nor the cadence is part of the fingerprint or the recorded config."""
+    them on): a seed cut between dev checks resumes from its last timed checkpoint and ends as the uncut run, whose
+    settings (default checkpointing) it shares: neither the mode nor the cadence is part of the fingerprint or the
+    recorded config."""
     train = {"max_steps": 4, "eval_every_steps": 4}  # one dev check, at the end: only timed checkpoints before it
     timed = dict(train=train, checkpoint_minutes=1e-9)  # a checkpoint after every step
     whole, resumed = _whole_and_resumed(shared_data, tmp_path, tiny, monkeypatch, "mp-ft", dict(train=train), timed)

@@ -20,7 +20,6 @@ same batch composition, which matters in bf16).
 from __future__ import annotations
 
 import copy
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
@@ -32,6 +31,7 @@ from tqdm.auto import tqdm
 from repro import checkpoint
 from repro.core.encoder_stack import UnitRNG
 from repro.core.training import (
+    CheckpointTimer,
     TrainConfig,
     TrainOutcome,
     _LoopState,
@@ -152,7 +152,7 @@ def train_joint(
     total_steps = max(r.total_steps for r in runners)
     start = min((r.state.step for r in runners if not r.finished), default=total_steps)
     bar = tqdm(total=total_steps, initial=start, desc=desc, disable=quiet, leave=False, unit="step")
-    last_saved = time.monotonic()
+    timer = CheckpointTimer(checkpoint_every_s if ckpt is not None else None)
     while True:
         active = [r for r in runners if not r.finished]
         if not active:
@@ -169,14 +169,13 @@ def train_joint(
         # A unit finishes at a check (patience, or the last step under eval_ends=suite) or, where the last step
         # is no check (eval_ends lama, fewshot), right after its last step.
         finished = [r for r in active if r.finished]
-        timed_out = checkpoint_every_s is not None and time.monotonic() - last_saved >= checkpoint_every_s
-        if not due and not finished and not (timed_out and ckpt is not None):
+        if not due and not finished and not timer.due():
             continue
         if due:
             _check(model, due, evaluate)
         if ckpt is not None:
             _save(ckpt, runners, rng)
-            last_saved = time.monotonic()
+            timer.saved()
         _finish(finished, on_done)
     bar.close()
     return [r.outcome for r in runners]  # type: ignore[misc]

@@ -263,7 +263,7 @@ def train(
         _evaluate_point(state, model, evaluate, config, untrained=True)
 
     bar = tqdm(total=total_steps, initial=state.step, desc=desc, disable=quiet, leave=False, unit="step")
-    last_saved = time.monotonic()
+    timer = CheckpointTimer(checkpoint_every_s if ckpt is not None else None)
     while state.step < total_steps and not state.stopped_early:
         batches = epoch_batches(len(items), config, state.epoch, state.order_seed)
         while state.batch_in_epoch < len(batches) and state.step < total_steps:
@@ -275,12 +275,11 @@ def train(
             bar.set_postfix(loss=f"{state.last_loss:.3f}", best="/".join(f"{b:.2f}" for b in _components(state.best_score)))
             if due:
                 _evaluate_point(state, model, evaluate, config)
-            timed_out = False
-            if ckpt is not None and checkpoint_every_s is not None:  # the main process's clock decides for all
-                timed_out = distributed.broadcast_object(time.monotonic() - last_saved >= checkpoint_every_s)
+            # a timed checkpoint: the main process's clock decides for every process (they meet in `once`)
+            timed_out = timer.every_s is not None and distributed.broadcast_object(timer.due())
             if ckpt is not None and (due or timed_out):
                 distributed.once(lambda: _save(ckpt, state, model, optimizer, scheduler, config))
-                last_saved = time.monotonic()
+                timer.saved()
             if state.stopped_early or state.batch_in_epoch == 0:  # stopped, or a new epoch: new batches
                 break
     bar.close()
@@ -392,6 +391,21 @@ def is_eval_point(config: TrainConfig, step: int, end_of_epoch: bool, total_step
     if config.eval_ends == "fewshot":
         return due
     return due or step == total_steps
+
+
+class CheckpointTimer:
+    """When a timed checkpoint is due between dev checks: `every_s` seconds after the last one was written
+    (None: never). Shared by `train` and the joint loop (`repro.core.joint`)."""
+
+    def __init__(self, every_s: Optional[float]) -> None:
+        self.every_s = every_s
+        self.last = time.monotonic()
+
+    def due(self) -> bool:
+        return self.every_s is not None and time.monotonic() - self.last >= self.every_s
+
+    def saved(self) -> None:
+        self.last = time.monotonic()
 
 
 def wants_untrained_check(state: "_LoopState", config: TrainConfig) -> bool:

@@ -378,7 +378,7 @@ class Engine:
         fit_together(joint, members, [self.data.train] * len(pending), [self.data.dev] * len(pending), config.train,
                      checkpoint_dir=checkpoint, on_done=on_done,
                      desc=f"{task.name} {variant} seeds {','.join(map(str, pending))} jointly", quiet=self.quiet,
-                     selection=config.choices.selection, checkpoint_every_s=config.checkpoint_minutes * 60 or None)
+                     selection=config.choices.selection, checkpoint_every_s=config.checkpoint_every_s)
         if checkpoint is not None:
             shutil.rmtree(checkpoint, ignore_errors=True)
 
@@ -397,7 +397,7 @@ class Engine:
             training = fit(scorer, task, self.data.train, self.data.dev, config.train, seed, checkpoint_dir=checkpoint,
                            desc=f"{task.name} {variant} seed {seed}", quiet=self.quiet,
                            selection=config.choices.selection,
-                           checkpoint_every_s=config.checkpoint_minutes * 60 or None)
+                           checkpoint_every_s=config.checkpoint_every_s)
         metrics = {ev.task.name: evaluate(scorer, ev.task, ev.examples, f"{ev.task.name} eval") for ev in self.data.evals}
         return {
             "schema": SUPERGLUE_SEED_SCHEMA, "fingerprint": self.fingerprint, "seed": seed, "pattern": variant,

@@ -157,6 +157,11 @@ class SuperGLUEConfig(RunConfig):
         preset_value = PRESETS[self.preset].max_eval_for(get_task(task))
         return resolve_limit(self.max_eval, preset_value, "max_eval")
 
+    @property
+    def checkpoint_every_s(self) -> Optional[float]:
+        """`checkpoint_minutes` as the training loops take it: seconds, None when off."""
+        return self.checkpoint_minutes * 60 or None
+
     def fingerprint_data(self) -> dict:
         """The config's part of what decides one seed's numbers for the training task and its diagnostics. Not
         the seed list, the task asked for (AX-b reuses RTE's seeds), nor the pattern (per-seed files sit under
