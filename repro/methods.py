@@ -21,6 +21,11 @@ from repro.errors import ConfigError
 
 PAPER_ENCODER = "lstm"  # the paper's prompt encoder (a biLSTM with an MLP head); here, free of torch, for the reports
 
+
+def recorded_encoder(config: Mapping[str, object]) -> str:
+    """The prompt encoder a result file's config records; files older than the field trained the paper's."""
+    return str(config.get("encoder") or PAPER_ENCODER)
+
 BENCHMARKS = ("lama", "superglue")
 
 

@@ -50,7 +50,7 @@ def run_candidate(name: str, flags: list[str], seed: int, args: argparse.Namespa
 
 def read_run(run_dir: Path, seed: int) -> dict[str, dict]:
     """{relation: its training record} of one seed of a finished run folder (the seed layout of `repro lama`)."""
-    from repro.methods import PAPER_ENCODER
+    from repro.methods import recorded_encoder
 
     seed_dir = seed_folder(run_dir, seed)
     records = {}
@@ -60,7 +60,7 @@ def read_run(run_dir: Path, seed: int) -> dict[str, dict]:
             records[path.stem] = {**data["training"], "git_commit": data.get("git_commit"),
                                   "wall_time_s": data.get("wall_time_s"), "command": data.get("command"),
                                   "train_config": data.get("config", {}).get("train", {}),
-                                  "encoder": data.get("config", {}).get("encoder") or PAPER_ENCODER}  # older: LSTM
+                                  "encoder": recorded_encoder(data.get("config", {}))}
     return records
 
 

@@ -188,6 +188,13 @@ def test_encoder_dropout_draws_as_in_separate_training(load_tiny, monkeypatch):
     assert plain[0][1] != pytest.approx(separate[0][1], abs=1e-5)
 
 
+def _same_as_straight(resumed: dict, straight: dict, resumed_pred, straight_pred) -> None:
+    """A resumed unit's fit (all but where it resumed from) and predictions equal the uninterrupted run's."""
+    assert {k: v for k, v in resumed.items() if k != "resumed_from_step"} == \
+        {k: v for k, v in straight.items() if k != "resumed_from_step"}
+    assert resumed_pred == straight_pred
+
+
 def test_interrupted_joint_training_resumes_with_the_same_numbers(load_tiny, monkeypatch, tmp_path):
     backbone = load_tiny("gpt2")
     members, data, config = _setup(backbone)
@@ -215,9 +222,7 @@ def test_interrupted_joint_training_resumes_with_the_same_numbers(load_tiny, mon
                                                      config, TRAIN, monkeypatch, checkpoint_dir=tmp_path)
     for j, i in enumerate(rest):
         assert resumed[j]["resumed_from_step"] > 0
-        assert {k: v for k, v in resumed[j].items() if k != "resumed_from_step"} == \
-            {k: v for k, v in straight[i].items() if k != "resumed_from_step"}
-        assert resumed_pred[j] == straight_pred[i]
+        _same_as_straight(resumed[j], straight[i], resumed_pred[j], straight_pred[i])
         assert resumed_losses[j] == pytest.approx(straight_losses[i][resumed[j]["resumed_from_step"]:], abs=1e-6)
 
 
@@ -242,9 +247,7 @@ def test_checkpoint_stores_each_tensor_once_and_resumes_with_the_same_numbers(lo
     assert sorted(saved) == sorted(m.name for m, f in zip(members, straight) if f["steps"] > first_end)
     assert resumed[0]["resumed_from_step"] == 2
     for i in range(3):
-        assert {k: v for k, v in resumed[i].items() if k != "resumed_from_step"} == \
-            {k: v for k, v in straight[i].items() if k != "resumed_from_step"}
-        assert resumed_pred[i] == straight_pred[i]
+        _same_as_straight(resumed[i], straight[i], resumed_pred[i], straight_pred[i])
 
 
 def test_timed_checkpoints_resume_the_joint_pass_between_checks(load_tiny, monkeypatch, tmp_path):
@@ -261,9 +264,7 @@ def test_timed_checkpoints_resume_the_joint_pass_between_checks(load_tiny, monke
                                         checkpoint_every_s=0.0)
     assert [r["resumed_from_step"] for r in resumed] == [3, 3, 3]
     for i in range(3):
-        assert {k: v for k, v in resumed[i].items() if k != "resumed_from_step"} == \
-            {k: v for k, v in straight[i].items() if k != "resumed_from_step"}
-        assert resumed_pred[i] == straight_pred[i]
+        _same_as_straight(resumed[i], straight[i], resumed_pred[i], straight_pred[i])
 
 
 def test_unit_finished_but_not_written_is_handed_over_on_resume(load_tiny, monkeypatch, tmp_path):

@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional
 
-from repro.methods import PAPER_ENCODER, get_method
+from repro.methods import PAPER_ENCODER, get_method, recorded_encoder
 from repro.report.average import avg_tasks, superglue_average
 from repro.report.names import (
     backbone_family,
@@ -248,7 +248,7 @@ def encoder_of(result: Result) -> Optional[str]:
     without one (such methods record the default, which they never read)."""
     if not get_method(result.method, result.kind).uses_encoder:
         return None
-    return result.config.get("encoder") or PAPER_ENCODER
+    return recorded_encoder(result.config)
 
 
 def encoder_note(result: Result) -> str:
