@@ -7,7 +7,7 @@ import torch
 
 from repro.core.batch import collate, pad_id_of
 from repro.errors import ConfigError
-from repro.core.model import PromptedLM
+from repro.core.model import PromptedLM, recomputes_activations
 from repro.ptuning import PromptEncoder, paper_lstm_config
 from repro.core.template import Template, word_token_ids
 from repro.core.training import CHECKPOINT, TrainConfig, set_seed, train
@@ -21,12 +21,12 @@ class Interrupt(Exception):
     pass
 
 
-def _setup(load_tiny, name="gpt2", dropout=0.1):
+def _setup(load_tiny, name="gpt2", dropout=0.1, **model_options):
     backbone = load_tiny(name)
     template = Template.parse((2, 2) if backbone.is_causal else (2, 2, 2), masked=not backbone.is_causal)
     set_seed(7)
     encoder = PromptEncoder(paper_lstm_config(template.num_prompt_tokens, backbone.hidden_size, encoder_dropout=dropout))
-    model = PromptedLM(backbone, encoder)
+    model = PromptedLM(backbone, encoder, **model_options)
     tok = backbone.tokenizer
     items = [template.render(tok, {"sub": s}, causal=backbone.is_causal,
                              target_ids=word_token_ids(tok, o, space_before=True)[:1]) for s, o in FACTS]
@@ -166,3 +166,34 @@ def test_fused_optimizer_matches_the_per_tensor_loop(optimizer):
     for n in shapes:
         assert torch.allclose(fused[n], plain[n], atol=1e-6), n
         assert not torch.allclose(fused[n], initial[n]), n  # the updates did something
+
+
+@pytest.mark.parametrize("name", ["gpt2", "llama", "bert"])
+def test_recomputed_activations_train_a_fine_tuned_lm_to_the_same_numbers(load_tiny, name):
+    """`--recompute-activations` (gradient checkpointing of a trained LM): each layer's forward runs again in the
+    backward pass instead of keeping its activations, and training ends with the same history and weights
+    (dropout included: the recomputation replays the layer's random draws)."""
+    def fine_tune(recompute: bool):
+        model, items, loss_fn, evaluate = _setup(load_tiny, name, train_backbone=True, recompute_activations=recompute)
+        body = model.backbone.body()
+        first_layer = (body.layers if hasattr(body, "layers") else body.h if hasattr(body, "h")
+                       else body.encoder.layer)[0]
+        calls = {"n": 0}  # forwards of a module inside the layer (the layer's own hooks stay outside the replay)
+        next(first_layer.children()).register_forward_hook(lambda *_: calls.__setitem__("n", calls["n"] + 1))
+        config = TrainConfig(**{**CONFIG, "max_epochs": 2}, lr_backbone=1e-3)
+        outcome = train(model, items, loss_fn, evaluate, config, quiet=True)
+        return outcome, {k: v.clone() for k, v in model.state_dict().items()}, calls["n"]
+
+    plain, plain_weights, plain_calls = fine_tune(False)
+    recomputed, weights, recomputed_calls = fine_tune(True)
+    assert recomputed.history == plain.history and recomputed.best_step == plain.best_step
+    for key, value in weights.items():
+        assert torch.equal(value, plain_weights[key]), key
+    steps = recomputed.steps
+    assert recomputed_calls == plain_calls + steps  # one more forward of the layer per training step
+    # the switch lives on the backbone's model, which outlives a PromptedLM: the next one built without it clears it
+    backbone = load_tiny(name)
+    PromptedLM(backbone, train_backbone=True, recompute_activations=True)
+    assert recomputes_activations(backbone.model)
+    PromptedLM(backbone, train_backbone=True)
+    assert not recomputes_activations(backbone.model)

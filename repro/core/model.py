@@ -21,6 +21,7 @@ from torch import nn
 
 from repro.core.backbone import COMPUTE_DTYPES, Backbone
 from repro.core.batch import Batch
+from repro.errors import ConfigError
 from repro.ptuning import PromptEncoder
 
 
@@ -34,6 +35,7 @@ class PromptedLM(nn.Module):
         *,
         train_backbone: bool = False,
         dtype: str = "float32",
+        recompute_activations: bool = False,
     ) -> None:
         super().__init__()
         self.backbone = backbone
@@ -47,6 +49,8 @@ class PromptedLM(nn.Module):
         self._autocast = train_backbone and self.compute_dtype != torch.float32
         if not self._autocast:
             self.lm.to(self.compute_dtype)
+        if train_backbone:  # the backbone object outlives this model: set the switch either way
+            _set_recompute(self.lm, recompute_activations, backbone.name)
         if encoder is not None:
             encoder.to(self.lm.device)
         self._candidate_cache: dict[tuple, tuple[torch.Tensor, Optional[torch.Tensor]]] = {}
@@ -158,6 +162,27 @@ class PromptedLM(nn.Module):
         if self._autocast:
             return torch.autocast(device_type=self.lm.device.type, dtype=self.compute_dtype)
         return contextlib.nullcontext()
+
+
+def _set_recompute(lm: nn.Module, enabled: bool, name: str) -> None:
+    """Gradient checkpointing of a trained LM (`--recompute-activations`): the model's own per-layer switch, which
+    acts only in training mode, without the reentrant variant (our inputs are embeddings, not token ids)."""
+    new_api = hasattr(lm, "activation_checkpointing_enable")  # transformers 5 renamed the switch
+    if not enabled:
+        if recomputes_activations(lm):
+            (lm.activation_checkpointing_disable if new_api else lm.gradient_checkpointing_disable)()
+        return
+    if not getattr(lm, "supports_gradient_checkpointing", False):
+        raise ConfigError(f"--recompute-activations: backbone {name!r} does not support gradient checkpointing")
+    if new_api:
+        lm.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+    else:
+        lm.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+
+
+def recomputes_activations(lm: nn.Module) -> bool:
+    """Whether gradient checkpointing is on for any layer of `lm` (the flag transformers sets per layer)."""
+    return any(getattr(m, "gradient_checkpointing", False) for m in lm.modules())
 
 
 def _unpadded(batch: Batch) -> bool:

@@ -294,17 +294,19 @@ def _backward(batch: list[Any], loss_fn: Callable[[list[Any]], torch.Tensor],
     this process's shard of the batch, its loss weighted by its share of the batch (an empty shard adds
     nothing), then the gradients and losses summed over the processes (`repro.core.distributed`)."""
     device = params[0].device if params else torch.device("cpu")
+    # The backward runs under the training kernels too: with `--recompute-activations` it replays each layer's
+    # forward, which must pick the attention kernel the forward picked.
     if not distributed.active():
         with training_kernels(device):
             loss = loss_fn(batch)
-        loss.backward()
+            loss.backward()
         return float(loss.detach())
     part = distributed.shard(batch)
     value = 0.0
     if part:
         with training_kernels(device):
             loss = loss_fn(part) * (loss_weight(part) / loss_weight(batch))
-        loss.backward()
+            loss.backward()
         value = float(loss.detach())
     return distributed.reduce_gradients(params, value)
 

@@ -79,6 +79,11 @@ class RunConfig:
         "help": "one unit at a time, even where units could share one frozen LM's passes (P-tuning on a frozen "
                 "LM trains all relations/seeds jointly by default; MP evaluates all relations in one pass); "
                 "the same numbers by design, so not part of the fingerprint"})
+    recompute_activations: bool = field(default=False, metadata={
+        "help": "a trained LM (FT, MP+FT, PET-FT, P-tuning, CLS-FT; a frozen one ignores it) keeps only each "
+                "layer's input for the backward pass and recomputes the rest (gradient checkpointing): a fraction "
+                "of the memory (a supervised RTE seed holds ~15 GB without it) for more compute; the same "
+                "numbers, so not part of the fingerprint"})
 
     def __post_init__(self) -> None:
         get_method(self.method, self.BENCHMARK)
@@ -157,8 +162,9 @@ class RunConfig:
     def resolved_encoder_hidden(self, dim: int) -> int:
         return self.encoder_hidden or self.default_encoder_hidden(dim)
 
-    # How units are scheduled, not what they compute: left out of the serialised config (and so of fingerprints).
-    SCHEDULING: ClassVar[tuple[str, ...]] = ("sequential",)
+    # How units are scheduled and computed, not what they compute: left out of the serialised config (and so of
+    # fingerprints).
+    SCHEDULING: ClassVar[tuple[str, ...]] = ("sequential", "recompute_activations")
 
     def to_dict(self) -> dict[str, Any]:
         data = {f.name: getattr(self, f.name) for f in fields(self)

@@ -276,7 +276,8 @@ def build_scorer(task: Task, method: Method, backbone: Backbone, template: Templ
     if seed is not None:
         set_seed(seed)
     encoder = new_encoder(template.num_prompt_tokens, backbone, config) if method.uses_encoder else None
-    model = PromptedLM(backbone, encoder, train_backbone=method.trains_backbone, dtype=config.lm_dtype(method))
+    model = PromptedLM(backbone, encoder, train_backbone=method.trains_backbone, dtype=config.lm_dtype(method),
+                       recompute_activations=config.recompute_activations)
     ctx = ScorerContext(task, method, model, template, pattern, max_length, config.eval_batch_size, quiet=quiet,
                         options=dict(options or {}), fidelity=config.choices)
     return new_scorer(ctx)
