@@ -5,6 +5,7 @@ backbone and the real LAMA files, in fp32, where joint and separate training mus
 from __future__ import annotations
 
 import argparse
+import json
 import importlib.util
 from pathlib import Path
 
@@ -54,3 +55,21 @@ def test_lama_joint_benchmark_trains_both_ways_alike_in_fp32(tiny_dirs, shared_d
               "speedup_train": separate["train_s"] / joint["train_s"],
               "speedup_train_cpu": separate["train_cpu_s"] / joint["train_cpu_s"]}
     assert "P1376" in bench.format_report(report)
+
+
+def test_recompute_memory_benchmark_runs_the_real_command_both_ways(tiny_dirs, shared_data, tmp_path):
+    """`benchmarks/recompute_memory.py` runs supervised PET-FT through the CLI with and without
+    `--recompute-activations` in child processes and reports each child's memory; on a tiny Llama the two result
+    files hold the same numbers (the script exits non-zero when they do not)."""
+    bench = _script("recompute_memory")
+    out = tmp_path / "recompute_memory.json"
+    argv = ["recompute_memory.py", "--backbone", str(tiny_dirs["llama"]), "--task", "cb", "--steps", "2",
+            "--data-root", str(shared_data), "--out", str(out)]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("sys.argv", argv)
+        assert bench.main() == 0
+    report = json.loads(out.read_text())
+    assert report["same_numbers"] is True
+    assert set(report["variants"]) == {"plain", "recompute"}
+    assert all(v["peak_rss_mib"] > 0 and v["seed_s"] > 0 for v in report["variants"].values())
+    assert "same numbers: True" in out.with_suffix(".txt").read_text()
