@@ -66,11 +66,11 @@ def main() -> int:
     outcomes = {}
     with tempfile.TemporaryDirectory() as scratch:
         for variant, flags in (("plain", []), ("recompute", ["--recompute-activations"])):
-            results = Path(scratch) / variant
+            results = Path(scratch) / variant  # folders of its own: the other variant's seed must not be reused
             command = [sys.executable, "-m", "repro", "superglue", "--setting", "supervised", "--task", args.task,
                        "--method", args.method, "--backbone", args.backbone, "--preset", "cpu", "--seeds", "42,",
                        "--max-steps", str(args.steps), "--eval-every", str(args.steps), "--max-dev", "16",
-                       "--max-eval", "16", "--results", str(results), "--runs", str(Path(scratch) / "runs"),
+                       "--max-eval", "16", "--results", str(results), "--runs", str(results / "runs"),
                        "--threads", str(args.threads), "--quiet", *flags]
             if args.data_root:
                 command += ["--data-root", args.data_root]

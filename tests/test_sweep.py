@@ -202,6 +202,27 @@ def test_plan_of_superglue_seeds(load_tiny, tiny_dirs, shared_data, tmp_path):
     assert gone.wall_time_s == result["seed_wall_time_s"]["42"]
 
 
+
+def test_a_pattern_searching_seed_is_done_only_with_every_searched_pattern(tiny_dirs, shared_data, tmp_path):
+    """Supervised P-tuning trains each seed once per searched pattern and keeps the best on dev: a seed with only
+    some patterns finished (a run stopped mid-search) is not done, so the sweep resumes it (it counted as done
+    once any one pattern had finished)."""
+    spec = {"benchmark": "superglue", "backbones": [str(tiny_dirs["gpt2"])], "methods": ["ptuning"],
+            "settings": ["supervised"], "tasks": ["cb"], "seeds": [42],
+            "config": {"max_train": 4, "max_dev": 4, "max_eval": 8, "dtype": "float32"},
+            "train": {"max_steps": 1, "batch_size": 2, "eval_every_steps": 1}}
+    w = where(tmp_path, shared_data)
+    ws = Workspace(**w)
+    groups = expand(parse_spec(spec))
+    assert run(groups, w, quiet=True) == 0
+    (cell,) = groups[0].cells()
+    assert cell_state(cell, ws).state is State.DONE
+    seeds = sorted((ws.runs_root / "superglue").rglob("seed42.json"))
+    assert len(seeds) == 3  # one per searched pattern (1, 2 and 4 prompt tokens)
+    seeds[-1].unlink()
+    state = cell_state(cell, ws)  # the result file still lists the seed: a rerun recomputes the missing pattern
+    assert state.state is State.STALE and "a rerun recomputes it" in state.reason
+
 # ------------------------------------------------------------------------------------------------ Ray
 @pytest.fixture(scope="module")
 def ray_cluster(tmp_path_factory):

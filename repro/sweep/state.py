@@ -140,7 +140,9 @@ def _superglue_state(cell: Cell, ws: Workspace) -> CellState:
     base = sg.resume_base(ws, group.backbone_name, config)
     once = config.choices.seed_rule == "once"
     variants = _variants(config, train_task, group.kind)
-    records = [_reusable(keyed_path(base, fields), variants, seed, fingerprint, once) for seed in cell.seeds]
+    searched = _searched(config, train_task)
+    records = [_searched_reusable(keyed_path(base, fields), searched, seed, fingerprint, once) if searched else
+               _reusable(keyed_path(base, fields), variants, seed, fingerprint, once) for seed in cell.seeds]
     if all(r is not None for r in records):
         walls = [r.get("wall_time_s") for r in records]
         return CellState(State.DONE, "", sum(walls) if None not in walls else None, _device(records[0]))
@@ -179,6 +181,27 @@ def _variants(config, train_task, kind: str) -> tuple[str, ...]:
     if searches_patterns(RunPlan(config, train_task, [], config.method_entry, None, list(config.seeds))) or not kind:
         return ()
     return (default_variant(train_task, config.method_entry.style.value, causal=kind == "causal"),)
+
+
+def _searched(config, train_task) -> tuple[str, ...]:
+    """The patterns a supervised P-tuning run searches on dev for each seed (() when it searches none)."""
+    from repro.experiment.superglue import RunPlan, search_variants, searches_patterns
+
+    plan = RunPlan(config, train_task, [], config.method_entry, None, list(config.seeds))
+    return search_variants(plan) if searches_patterns(plan) else ()
+
+
+def _searched_reusable(runs_dir: Path, searched: Sequence[str], seed: int, fingerprint: str,
+                       once: bool) -> Optional[dict]:
+    """A searched seed is done when every searched pattern has it (the search picks among them all); its
+    record then carries their summed wall time."""
+    from repro.experiment.superglue import seed_reusable
+
+    found = [seed_reusable(runs_dir, v, seed, fingerprint, once) for v in searched]
+    if any(r is None for r in found):
+        return None
+    walls = [r.get("wall_time_s") for r in found]
+    return {**found[0], "wall_time_s": sum(walls) if None not in walls else None}
 
 
 def _reusable(runs_dir: Path, variants: Sequence[str], seed: int, fingerprint: str, once: bool) -> Optional[dict]:
