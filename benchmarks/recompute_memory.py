@@ -29,15 +29,17 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from machine import cpu_model, write_report  # noqa: E402
 
 
-def run_child(command: list[str]) -> tuple[float, float]:
-    """(peak resident MiB, wall seconds) of one child process running `command` to the end."""
+def run_child(command: list[str], log: Path) -> tuple[float, float]:
+    """(peak resident MiB, wall seconds) of one child process running `command` to the end, its stderr in `log`
+    (a file, not a pipe, which a long log would fill while nobody reads it before the exit)."""
     start = time.perf_counter()
-    child = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    _, status, usage = os.wait4(child.pid, 0)
+    with log.open("w") as stderr:
+        child = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=stderr)
+        _, status, usage = os.wait4(child.pid, 0)
     wall = time.perf_counter() - start
-    child.returncode = os.waitstatus_to_exitcode(status)
-    if child.returncode:
-        raise SystemExit(f"failed ({child.returncode}): {' '.join(command)}\n{child.stderr.read()[-3000:]}")
+    code = os.waitstatus_to_exitcode(status)
+    if code:
+        raise SystemExit(f"failed ({code}): {' '.join(command)}\n{log.read_text()[-3000:]}")
     return usage.ru_maxrss / 1024, wall  # ru_maxrss is in KiB on Linux
 
 
@@ -74,7 +76,7 @@ def main() -> int:
                        "--threads", str(args.threads), "--quiet", *flags]
             if args.data_root:
                 command += ["--data-root", args.data_root]
-            peak_mib, wall = run_child(command)  # this checkout's code: PYTHONPATH set in main()
+            peak_mib, wall = run_child(command, Path(scratch) / f"{variant}.log")  # this checkout's code (PYTHONPATH)
             (result_file,) = results.glob(f"superglue/supervised/*/{args.method}/{args.task}.json")
             outcomes[variant], seed_s = read_result(result_file)
             report["variants"][variant] = {"peak_rss_mib": round(peak_mib), "seed_s": round(seed_s, 1),

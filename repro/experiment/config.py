@@ -82,7 +82,7 @@ class RunConfig:
     recompute_activations: bool = field(default=False, metadata={
         "help": "a trained LM (FT, MP+FT, PET-FT, P-tuning, CLS-FT; a frozen one ignores it) keeps only each "
                 "layer's input for the backward pass and recomputes the rest (gradient checkpointing): a fraction "
-                "of the memory (a supervised RTE seed holds ~15 GB without it) for more compute; the same "
+                "of the memory (a supervised RTE seed held 16.7 GB without it) for more compute; the same "
                 "numbers, so not part of the fingerprint"})
 
     def __post_init__(self) -> None:
