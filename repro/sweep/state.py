@@ -139,15 +139,15 @@ def _superglue_state(cell: Cell, ws: Workspace) -> CellState:
     fingerprint = fields_fingerprint(fields)
     base = sg.resume_base(ws, group.backbone_name, config)
     once = config.choices.seed_rule == "once"
-    variants = _variants(config, train_task, group.kind)
-    searched = _searched(config, train_task)
-    records = [_searched_reusable(keyed_path(base, fields), searched, seed, fingerprint, once) if searched else
-               _reusable(keyed_path(base, fields), variants, seed, fingerprint, once) for seed in cell.seeds]
+    variants, searched = _variants(config, train_task, group.kind)
+    reusable = _searched_reusable if searched else _reusable
+    records = [reusable(keyed_path(base, fields), variants, seed, fingerprint, once) for seed in cell.seeds]
     if all(r is not None for r in records):
         walls = [r.get("wall_time_s") for r in records]
         return CellState(State.DONE, "", sum(walls) if None not in walls else None, _device(records[0]))
     for other in other_keyed(base, fields):  # a resume folder of other settings: the driver sets it aside
-        found = [p for seed in cell.seeds for v in variants or ("*",) for p in (other / v).glob(f"seed{seed}.json")]
+        names = () if searched else variants  # other settings may search other patterns: any folder
+        found = [p for seed in cell.seeds for v in names or ("*",) for p in (other / v).glob(f"seed{seed}.json")]
         if found:
             old = read_json(found[0]) or {}
             reason = differences(keyed_fields(other), fields)
@@ -171,24 +171,20 @@ def _superglue_fields(ws: Workspace, config) -> dict[str, Any]:
     return run_fields(ws, config, train_task, [train_task] + [get_task(n) for n in train_task.diagnostics])
 
 
-def _variants(config, train_task, kind: str) -> tuple[str, ...]:
-    """The pattern folder(s) a run keeps its seeds in: () when it is chosen during the run (pattern search) or
-    unknown here (a hub backbone of unknown kind)."""
-    from repro.experiment.superglue import RunPlan, default_variant, searches_patterns
+def _variants(config, train_task, kind: str) -> tuple[tuple[str, ...], bool]:
+    """The pattern folder(s) a run keeps its seeds in, and whether a seed needs every one of them: the patterns a
+    supervised P-tuning run searches on dev (True), else its one pattern, or () when unknown here (a hub backbone
+    of unknown kind: any folder will do)."""
+    from repro.experiment.superglue import RunPlan, default_variant, search_variants, searches_patterns
 
     if config.pattern:
-        return (config.pattern,)
-    if searches_patterns(RunPlan(config, train_task, [], config.method_entry, None, list(config.seeds))) or not kind:
-        return ()
-    return (default_variant(train_task, config.method_entry.style.value, causal=kind == "causal"),)
-
-
-def _searched(config, train_task) -> tuple[str, ...]:
-    """The patterns a supervised P-tuning run searches on dev for each seed (() when it searches none)."""
-    from repro.experiment.superglue import RunPlan, search_variants, searches_patterns
-
+        return (config.pattern,), False
     plan = RunPlan(config, train_task, [], config.method_entry, None, list(config.seeds))
-    return search_variants(plan) if searches_patterns(plan) else ()
+    if searches_patterns(plan):
+        return search_variants(plan), True
+    if not kind:
+        return (), False
+    return (default_variant(train_task, config.method_entry.style.value, causal=kind == "causal"),), False
 
 
 def _searched_reusable(runs_dir: Path, searched: Sequence[str], seed: int, fingerprint: str,
