@@ -74,9 +74,9 @@ def parse_seeds(text: str, first: int) -> list[int]:
         count = int(text)
     except ValueError:
         raise ConfigError(f"--seeds takes a count or a comma-separated list of integers, got {text!r}") from None
-    if count <= 0:
-        raise ConfigError(f"--seeds count must be positive, got {count}")
-    return [first + i for i in range(count)]
+    from repro.experiment.config import seeds_from_count
+
+    return seeds_from_count(count, first, "--seeds")
 
 
 def parse_options(items: Sequence[str], flags: str = "--scorer-option and --fidelity-item") -> dict[str, str]:

@@ -305,6 +305,7 @@ def test_config_round_trips_through_json_and_presets_follow_the_paper():
     (["superglue", "--task", "cb", "--method", "ft"], "error: unknown superglue method 'ft'; valid: cls-ft, mp, mp-ft"),
     (["superglue", "--task", "cb", "--setting", "full"], "error: unknown setting 'full'; valid: fewshot, supervised"),
     (["superglue", "--task", "cb", "--seeds", "x"], "error: --seeds takes a count or a comma-separated list"),
+    (["superglue", "--task", "cb", "--seeds", "42"], "error: --seeds 42 asks for 42 seeds (42..83); for seed 42 alone write '42,'"),
     (["superglue", "--task", "cb", "--checkpoint-minutes", "-5"], "error: --checkpoint-minutes must be 0 (off) or"),
     (["superglue", "--task", "cb", "--checkpoint-minutes", "20", "--checkpoint", "never"],
      "error: --checkpoint-minutes writes mid-seed checkpoints, which --checkpoint never turns off"),
@@ -317,6 +318,10 @@ def test_cli_errors_are_one_line(capsys, argv, message):
 
 def test_seed_arguments():
     assert parse_seeds("3", 42) == [42, 43, 44] and parse_seeds("7,9", 42) == [7, 9] and parse_seeds("2", 34) == [34, 35]
+    assert parse_seeds("10", 42) == list(range(42, 52)) and parse_seeds("42,", 34) == [42]
+    assert parse_seeds(",".join(map(str, range(12))), 42) == list(range(12))  # a long list is fine when named
+    with pytest.raises(ConfigError, match=r"--seeds 11 asks for 11 seeds \(42\.\.52\)"):
+        parse_seeds("11", 42)
 
 
 def test_committed_fewshot_results_cover_every_task_and_their_means_are_the_seed_means():

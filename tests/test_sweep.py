@@ -86,6 +86,8 @@ def test_unknown_task_and_method_name_the_valid_ones(shared_data):
         parse_spec({"benchmark": "superglue", "methods": ["pet"]})
     with pytest.raises(ConfigError, match=r"unknown sweep key 'model'"):
         parse_spec({"benchmark": "lama", "model": "x"})
+    with pytest.raises(ConfigError, match=r"sweep seeds 42 asks for 42 seeds.*write '42,'"):
+        parse_spec({"benchmark": "superglue", "tasks": "cb", "seeds": "42"})
 
 
 def test_the_spec_as_flags(tiny_dirs, shared_data, tmp_path, capsys):

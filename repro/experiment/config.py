@@ -25,6 +25,20 @@ from repro.validate import check_config
 FROM_PRESET = -1  # a data limit that the preset decides
 DTYPE_CHOICES = ("float32", "bfloat16")
 ENCODERS = ("lstm", "mlp", "none")  # none: the prompt embeddings trained directly (no reparameterisation)
+MAX_SEED_COUNT = 10  # a bare count above this is far more likely a seed typed without its comma ("--seeds 42")
+
+
+def seeds_from_count(count: int, first: int, where: str) -> list[int]:
+    """Seeds first, first+1, ... for a count; `where` names the flag or field in the error.
+
+    A count above MAX_SEED_COUNT is refused: `--seeds 42` meant seed 42 far more often than 42 runs."""
+    if count <= 0:
+        raise ConfigError(f"{where} count must be positive, got {count}")
+    if count > MAX_SEED_COUNT:
+        raise ConfigError(
+            f"{where} {count} asks for {count} seeds ({first}..{first + count - 1}); for seed {count} alone "
+            f"write '{count},', and list more than {MAX_SEED_COUNT} seeds by name (S1,S2,...)")
+    return [first + i for i in range(count)]
 
 
 def fingerprint(data: dict[str, Any]) -> str:
@@ -53,7 +67,9 @@ class RunConfig:
     backbone: str = field(default="smollm2-135m", metadata={"help": "embedded name, local model dir or hub id"})
     method: str = field(default="ptuning", metadata={"help": "the method (see repro/methods.py)"})
     preset: str = field(default="cpu", metadata={"help": "paper (the authors' settings) | cpu (2-core schedule)"})
-    seeds: list[int] = field(default_factory=list, metadata={"help": "training seeds"})
+    seeds: list[int] = field(default_factory=list, metadata={
+        "help": f"training seeds: a count N (at most {MAX_SEED_COUNT}, counted from the benchmark's first seed) "
+                "or a list S1,S2 (one seed: 'S,')"})
     encoder: str = field(default="", metadata={
         "help": "prompt encoder: lstm (the paper's) | mlp (PEFT's default) | none (no reparameterisation: the "
                 "prompt embeddings trained directly); empty: the preset's (LAMA's cpu preset: mlp, chosen on dev; "

@@ -200,9 +200,9 @@ def _tasks(value: Any) -> Optional[list[str]]:
 def _seeds(value: Any, first: int) -> list[int]:
     """A count N (seeds first, first+1, ...) or a list."""
     if isinstance(value, int) and not isinstance(value, bool):
-        if value <= 0:
-            raise ConfigError(f"sweep seeds count must be positive, got {value}")
-        return [first + i for i in range(value)]
+        from repro.experiment.config import seeds_from_count
+
+        return seeds_from_count(value, first, "sweep seeds")
     try:
         seeds = [int(s) for s in as_list(value)]
     except (TypeError, ValueError):
