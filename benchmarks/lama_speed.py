@@ -109,6 +109,8 @@ def timed(fn) -> tuple[float, object]:
 # --------------------------------------------------------------------------------------------- variants
 STEP_DTYPES = {"train-peft": torch.float32, "train-peft-math": torch.float32, "train-ours-fp32": torch.float32,
                "train-ours-bf16": torch.bfloat16}  # the training-step variants, in the order they alternate
+
+
 def run_variant(name: str, args) -> dict:
     """One measurement in this process (used for peak memory, each variant in its own subprocess)."""
     root = data_root(args.data_root)

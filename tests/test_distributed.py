@@ -267,4 +267,6 @@ def test_an_accelerate_launch_of_two_cpu_processes_trains_as_one_process(tmp_pat
             weights = load_file(two / f"weights-rank{rank}-{i}.safetensors")
             assert weights.keys() == single.keys()
             for key, value in single.items():
-                torch.testing.assert_close(weights[key], value, rtol=0, atol=1e-5)
+                # Two processes sum the gradient in another order than one; Adam's normalised update turns that
+                # rounding into up to 3.9e-5 on one weight on an AMD EPYC (under 1e-5 on the Intel Xeon).
+                torch.testing.assert_close(weights[key], value, rtol=0, atol=1e-4)
