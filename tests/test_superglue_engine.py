@@ -19,7 +19,7 @@ from repro.scorers import classification as classify
 from repro.experiment import superglue as engine_module
 from repro.experiment.superglue_config import PRESETS, SuperGLUEConfig
 from repro.cli import parse_seeds
-from repro.experiment.superglue import run_superglue
+from repro.experiment.superglue import output_dir, run_superglue
 from repro.scorers.base import ScorerContext, make_scorer
 from repro.core.template import Template, TemplateError, word_token_ids
 from repro.tasks.cb import Cb
@@ -298,6 +298,20 @@ def test_config_round_trips_through_json_and_presets_follow_the_paper():
     assert paper.train_config(get_task("wic"), "supervised").max_epochs == 10
     assert paper.train_config(get_task("cb"), "supervised").max_epochs == 20
     assert paper.max_length_for(get_task("multirc")) == 512 and PRESETS["cpu"].max_eval_for(get_task("boolq")) == 500
+
+
+def test_the_long_cpu_preset_changes_only_the_few_shot_schedule_and_has_its_own_folder():
+    """`cpu-long` tests the schedule's length: the cpu recipe (learning rates, batch, bf16) with 5x its steps."""
+    cpu, long = PRESETS["cpu"], PRESETS["cpu-long"]
+    few_cpu, few_long = cpu.train_config(get_task("rte"), "fewshot"), long.train_config(get_task("rte"), "fewshot")
+    assert (few_long.max_steps, few_long.eval_every_steps, few_long.patience) == (5 * few_cpu.max_steps, 20, 10)
+    assert replace(few_long, max_steps=few_cpu.max_steps, eval_every_steps=few_cpu.eval_every_steps,
+                   patience=few_cpu.patience) == few_cpu
+    assert (long.dtype, long.max_length, long.supervised) == (cpu.dtype, cpu.max_length, cpu.supervised)
+    config = SuperGLUEConfig(task="cb", method="ptuning", preset="cpu-long", seeds=[42])
+    assert config.train.max_steps == 100 and config.variant == "cpu-long"
+    assert config.fingerprint() != SuperGLUEConfig(task="cb", method="ptuning", preset="cpu", seeds=[42]).fingerprint()
+    assert output_dir(Path("r"), "m", config) == Path("r/superglue/fewshot/m/ptuning-cpu-long")
 
 
 @pytest.mark.parametrize("argv, message", [

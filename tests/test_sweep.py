@@ -134,7 +134,7 @@ def test_the_evidence_sweeps_expand_to_runs_of_their_own_folders(shared_data):
     assert {"lama/smollm2-135m/ptuning-none-29k", "lama/smollm2-135m/ptuning-paper-29k"} <= set(keys)
     assert not any(k.startswith("lama/smollm2-135m/ptuning-29k") for k in keys)  # the committed cpu-preset (MLP) run
     sg = [g.key for g in expand(parse_spec(read_spec(root / "evidence_superglue.yaml")))]
-    assert len(sg) == len(set(sg)) and "superglue/fewshot/smollm2-135m/mp-ft-paper/cb" in sg
+    assert len(sg) == len(set(sg)) and "superglue/fewshot/smollm2-135m/mp-ft-cpu-long/cb" in sg
 
 
 # ---------------------------------------------------------------------------------------------- --plan

@@ -66,7 +66,8 @@ class RunConfig:
 
     backbone: str = field(default="smollm2-135m", metadata={"help": "embedded name, local model dir or hub id"})
     method: str = field(default="ptuning", metadata={"help": "the method (see repro/methods.py)"})
-    preset: str = field(default="cpu", metadata={"help": "paper (the authors' settings) | cpu (2-core schedule)"})
+    preset: str = field(default="cpu", metadata={
+        "help": "paper (the authors' settings) | cpu (2-core schedule) | SuperGLUE's cpu-long (cpu, 5x the steps)"})
     seeds: list[int] = field(default_factory=list, metadata={
         "help": f"training seeds: a count N (at most {MAX_SEED_COUNT}, counted from the benchmark's first seed) "
                 "or a list S1,S2 (one seed: 'S,')"})
