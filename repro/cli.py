@@ -67,16 +67,9 @@ def _load(spec: str) -> Any:
 # ------------------------------------------------------------------------------------------ field parsing
 def parse_seeds(text: str, first: int) -> list[int]:
     """A count N (seeds first, first+1, ...) or a comma-separated list."""
-    text = str(text).strip()
-    try:
-        if "," in text:
-            return [int(s) for s in text.split(",") if s.strip()]
-        count = int(text)
-    except ValueError:
-        raise ConfigError(f"--seeds takes a count or a comma-separated list of integers, got {text!r}") from None
-    from repro.experiment.config import seeds_from_count
+    from repro.experiment.config import seeds_from_text
 
-    return seeds_from_count(count, first, "--seeds")
+    return seeds_from_text(text, first, "--seeds")
 
 
 def parse_options(items: Sequence[str], flags: str = "--scorer-option and --fidelity-item") -> dict[str, str]:

@@ -88,6 +88,11 @@ def test_unknown_task_and_method_name_the_valid_ones(shared_data):
         parse_spec({"benchmark": "lama", "model": "x"})
     with pytest.raises(ConfigError, match=r"sweep seeds 42 asks for 42 seeds.*write '42,'"):
         parse_spec({"benchmark": "superglue", "tasks": "cb", "seeds": "42"})
+    with pytest.raises(ConfigError, match=r"sweep seeds takes a count or a comma-separated list.*'4x'"):
+        parse_spec({"benchmark": "superglue", "tasks": "cb", "seeds": "4x"})
+    # the command line's forms: "42," is seed 42 alone, a YAML list as it is
+    assert [g.seeds for g in parse_spec({"benchmark": "superglue", "tasks": "cb", "seeds": "42,"})] == [[42]]
+    assert [g.seeds for g in parse_spec({"benchmark": "superglue", "tasks": "cb", "seeds": ["7", 9]})] == [[7, 9]]
 
 
 def test_the_spec_as_flags(tiny_dirs, shared_data, tmp_path, capsys):

@@ -41,6 +41,19 @@ def seeds_from_count(count: int, first: int, where: str) -> list[int]:
     return [first + i for i in range(count)]
 
 
+def seeds_from_text(text: str, first: int, where: str) -> list[int]:
+    """A count N (seeds first, first+1, ... as `seeds_from_count`) or a comma-separated list ("42," is seed 42
+    alone); `where` names the flag or field in the error. The command line and sweep specs both read seeds so."""
+    text = str(text).strip()
+    try:
+        if "," in text:
+            return [int(s) for s in text.split(",") if s.strip()]
+        count = int(text)
+    except ValueError:
+        raise ConfigError(f"{where} takes a count or a comma-separated list of integers, got {text!r}") from None
+    return seeds_from_count(count, first, where)
+
+
 def fingerprint(data: dict[str, Any]) -> str:
     """A short stable hash of a JSON-able description (what decides a unit's numbers)."""
     return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]

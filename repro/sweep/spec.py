@@ -198,18 +198,17 @@ def _tasks(value: Any) -> Optional[list[str]]:
 
 
 def _seeds(value: Any, first: int) -> list[int]:
-    """A count N (seeds first, first+1, ...) or a list."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        from repro.experiment.config import seeds_from_count
+    """A count N (seeds first, first+1, ...), a YAML list, or the command line's text (a count or "S1,S2")."""
+    from repro.experiment.config import seeds_from_count, seeds_from_text
 
+    if isinstance(value, int) and not isinstance(value, bool):
         return seeds_from_count(value, first, "sweep seeds")
+    if isinstance(value, str):
+        return seeds_from_text(value, first, "sweep seeds")
     try:
-        seeds = [int(s) for s in as_list(value)]
+        return [int(s) for s in as_list(value)]
     except (TypeError, ValueError):
         raise ConfigError(f"sweep seeds take a count or a list of integers, got {value!r}") from None
-    if len(seeds) == 1 and isinstance(value, str) and "," not in value:  # "3" on the command line: a count
-        return _seeds(seeds[0], first)
-    return seeds
 
 
 def _config_fields(cls: type) -> dict[str, Optional[str]]:
