@@ -56,6 +56,7 @@ TRAIN_FLAGS = {
     "max_steps": "--max-steps", "max_epochs": "--epochs", "batch_size": "--batch-size",
     "eval_every_steps": "--eval-every", "lr_encoder": "--lr-encoder", "lr_backbone": "--lr-backbone",
     "warmup_ratio": "--warmup-ratio", "patience": "--patience", "max_grad_norm": "--max-grad-norm",
+    "max_batch_tokens": "--max-batch-tokens",
 }
 
 

@@ -85,3 +85,21 @@ def test_lama_speed_training_step_variants_train_on_a_tiny_llama(load_tiny, shar
         step = bench.make_train_step(name, load_tiny("llama"), shared_data, 4, "mlp")
         first, second = step(), step()
         assert torch.isfinite(torch.tensor([first, second])).all() and first != second, name
+
+
+def test_length_parts_benchmark_cuts_real_rte_batches_to_less_padding(tiny_dirs, shared_data, tmp_path, restored):
+    """`benchmarks/length_parts.py` on FewGLUE RTE batches and a tiny Llama: the cut variant runs fewer padded
+    tokens in more passes, and its gradients are the one-pass ones up to bf16 rounding."""
+    bench = _script("length_parts")
+    out = tmp_path / "length_parts.json"
+    argv = ["length_parts.py", "--backbone", str(tiny_dirs["llama"]), "--task", "rte", "--batches", "2",
+            "--max-tokens", "256", "--data-root", str(shared_data), "--out", str(out)]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("sys.argv", argv)
+        patch.setattr(bench, "matmul_peak_gflops", lambda dtype: 1.0)  # the 4096-square GEMM is not the point
+        assert bench.main() == 0
+    report = json.loads(out.read_text())
+    one, cut = report["variants"]["one pass"], report["variants"]["cut"]
+    assert report["real_tokens"] <= cut["padded_tokens"] < one["padded_tokens"]
+    assert one["passes"] == 2 < cut["passes"]
+    assert report["gradient_relative_difference_max"] < 2e-2 and report["speedup"] > 0

@@ -10,7 +10,8 @@ from repro.errors import ConfigError
 from repro.core.model import PromptedLM, recomputes_activations
 from repro.ptuning import PromptEncoder, paper_lstm_config
 from repro.core.template import Template, word_token_ids
-from repro.core.training import CHECKPOINT, TrainConfig, set_seed, train
+from repro.core.training import CHECKPOINT, TrainConfig, _backward, length_parts, set_seed, train
+from repro.experiment.engine import item_size
 
 FACTS = [("Paris", "France"), ("Rome", "Italy"), ("Moscow", "Russia"), ("Berlin", "Germany"),
          ("Madrid", "Spain"), ("Lisbon", "Portugal"), ("Vienna", "Austria"), ("Athens", "Greece"),
@@ -21,7 +22,7 @@ class Interrupt(Exception):
     pass
 
 
-def _setup(load_tiny, name="gpt2", dropout=0.1, **model_options):
+def _setup(load_tiny, name="gpt2", dropout=0.1, facts=FACTS, **model_options):
     backbone = load_tiny(name)
     template = Template.parse((2, 2) if backbone.is_causal else (2, 2, 2), masked=not backbone.is_causal)
     set_seed(7)
@@ -29,7 +30,7 @@ def _setup(load_tiny, name="gpt2", dropout=0.1, **model_options):
     model = PromptedLM(backbone, encoder, **model_options)
     tok = backbone.tokenizer
     items = [template.render(tok, {"sub": s}, causal=backbone.is_causal,
-                             target_ids=word_token_ids(tok, o, space_before=True)[:1]) for s, o in FACTS]
+                             target_ids=word_token_ids(tok, o, space_before=True)[:1]) for s, o in facts]
     pad = pad_id_of(tok)
 
     def loss_fn(batch_items):
@@ -197,3 +198,63 @@ def test_recomputed_activations_train_a_fine_tuned_lm_to_the_same_numbers(load_t
     assert recomputes_activations(backbone.model)
     PromptedLM(backbone, train_backbone=True)
     assert not recomputes_activations(backbone.model)
+
+
+def test_length_parts_cut_sorted_batches_within_the_token_limit():
+    width = lambda w: (1, w)  # noqa: E731  (an item here is its own width)
+    batch = [5, 30, 6, 28]
+    assert length_parts(batch, width, 60) == [[5, 6], [28, 30]]  # 2 x 6 and 2 x 30 padded tokens, not 4 x 30
+    assert length_parts(batch, width, None)[0] is batch and length_parts(batch, None, 60)[0] is batch
+    assert length_parts(batch, width, 10) == [[5], [6], [28], [30]]  # an item over the limit goes alone
+    assert length_parts(batch, lambda w: (2, w), 60) == [[5, 6], [28], [30]]  # two rows per item count twice
+    assert length_parts(batch, width, 1000)[0] is batch  # one part: the batch itself, as given
+
+
+def test_batches_cut_by_length_train_to_the_one_pass_numbers(load_tiny):
+    """`max_batch_tokens`: each batch in passes of similar length, each pass's mean loss weighted by its share;
+    in float32 the gradients, history and weights are the one-pass run's up to rounding."""
+    facts = [(" ".join([s] * (1 + k % 5)), o) for k, (s, o) in enumerate(FACTS)]  # 1 to 5 copies: widths differ
+
+    def fine_tune(max_tokens):
+        model, items, loss_fn, evaluate = _setup(load_tiny, "llama", dropout=0.0, facts=facts, train_backbone=True)
+        passes = []
+        counted = lambda batch: passes.append(len(batch)) or loss_fn(batch)  # noqa: E731
+        config = TrainConfig(**{**CONFIG, "max_epochs": 2}, lr_backbone=1e-3, max_batch_tokens=max_tokens)
+        outcome = train(model, items, counted, evaluate, config, quiet=True, item_size=item_size)
+        return outcome, {k: v.clone() for k, v in model.state_dict().items()}, passes
+
+    plain, plain_weights, plain_passes = fine_tune(None)
+    cut, weights, passes = fine_tune(40)
+    assert len(plain_passes) == plain.steps and len(passes) > len(plain_passes)  # batches were cut
+    assert sum(passes) == sum(plain_passes)  # every item once per step either way
+    assert cut.best_step == plain.best_step
+    logged = lambda outcome: [v for h in outcome.history for v in (h["dev"], h["loss"])]  # noqa: E731
+    assert logged(cut) == pytest.approx(logged(plain), abs=1e-5)
+    # Adam divides each step by the gradient's running scale, so a near-zero gradient's rounding moves a weight
+    # by a visible share of the learning rate (3e-3): 8e-5 in the LSTM here, the gradients themselves agree
+    # to rounding (below)
+    for key, value in weights.items():
+        assert torch.allclose(value, plain_weights[key], atol=2e-4), key
+
+    model, items, loss_fn, _ = _setup(load_tiny, "llama", dropout=0.0, facts=facts, train_backbone=True)
+    params = [p for p in model.parameters() if p.requires_grad]
+
+    def gradients(parts):
+        model.zero_grad(set_to_none=True)
+        loss = _backward(items, loss_fn, len, params, parts)
+        return loss, [p.grad.clone() for p in params]
+
+    loss, grads = gradients(lambda batch: [batch])
+    cut_loss, cut_grads = gradients(lambda batch: length_parts(batch, item_size, 40))
+    assert len(length_parts(items, item_size, 40)) > 2 and cut_loss == pytest.approx(loss, rel=1e-6)
+    for g, c in zip(grads, cut_grads):  # float32 sums in another order: equal up to rounding, tensor by tensor
+        assert float((c - g).norm()) <= 1e-5 * float(g.norm()) + 1e-9
+
+
+def test_the_length_limit_enters_the_fingerprint_only_when_set():
+    plain = TrainConfig(max_steps=4)
+    assert "max_batch_tokens" not in plain.to_dict()  # so the committed runs' fingerprints stay as they were
+    cut = TrainConfig(max_steps=4, max_batch_tokens=512)
+    assert cut.to_dict()["max_batch_tokens"] == 512 and cut.fingerprint() != plain.fingerprint()
+    with pytest.raises(ConfigError, match="max_batch_tokens must be positive"):
+        TrainConfig(max_steps=4, max_batch_tokens=0)

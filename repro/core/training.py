@@ -17,8 +17,9 @@ import math
 import random
 import time
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
-from typing import Any, Callable, Optional, Sequence, Union
+from typing import Any, Callable, ClassVar, Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -96,6 +97,14 @@ class TrainConfig:
                 "steps, checks on the schedule only)"})
     reseed: bool = field(default=True, metadata={
         "help": "seed python/numpy/torch with `seed` before training (False: continue the caller's RNG stream)"})
+    max_batch_tokens: Optional[int] = field(default=None, metadata={
+        "help": "split each batch, sorted by input length, into parts of at most N padded tokens whose gradients "
+                "add up to the batch's (less padding and memory; the sums round differently, so it is part of "
+                "the fingerprint when set; None: one pass per batch)"})
+
+    # Fields added after results were committed: left out of the serialised config while unset, so that the
+    # fingerprints (and checkpoints) of runs that never set them stay what they were.
+    LATER_FIELDS: ClassVar[tuple[str, ...]] = ("max_batch_tokens",)
 
     def __post_init__(self) -> None:
         if self.optimizer not in ("adam", "adamw"):
@@ -114,9 +123,15 @@ class TrainConfig:
             raise ConfigError(f"unknown decay_scope {self.decay_scope!r}; valid: {', '.join(DECAY_SCOPES)}")
         if self.eval_ends not in EVAL_ENDS:
             raise ConfigError(f"unknown eval_ends {self.eval_ends!r}; valid: {', '.join(EVAL_ENDS)}")
+        if self.max_batch_tokens is not None and self.max_batch_tokens <= 0:
+            raise ConfigError(f"max_batch_tokens must be positive (or unset), got {self.max_batch_tokens}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """The serialised settings, without a `LATER_FIELDS` field left unset."""
+        return {k: v for k, v in asdict(self).items() if not (k in self.LATER_FIELDS and v is None)}
 
     def fingerprint(self) -> str:
-        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:16]
+        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
 
 
 @dataclass
@@ -225,6 +240,7 @@ def train(
     desc: str = "train",
     quiet: bool = False,
     loss_weight: Callable[[list[Any]], float] = len,
+    item_size: Optional[Callable[[Any], tuple[int, int]]] = None,
     checkpoint_every_s: Optional[float] = None,
 ) -> TrainOutcome:
     """Train `model.trainable_parameters()` on `items`; restore the best-dev state before returning.
@@ -238,7 +254,11 @@ def train(
     summed across processes, each shard's loss weighted by `loss_weight(shard) / loss_weight(batch)` (the
     share of the batch's mean loss it holds: `len` for a mean over items), so every process steps with the
     one-process gradient. `evaluate` must give the same score on every process (`engine.fit` gathers the
-    sharded predictions); the checkpoint is written by the main process."""
+    sharded predictions); the checkpoint is written by the main process.
+
+    With `config.max_batch_tokens`, each batch (each process's shard) is computed in parts of similar input
+    length (`length_parts`, sizes from `item_size`), weighted the same way, so that short inputs are not padded
+    to the batch's longest."""
     if not items:
         raise ConfigError(f"{desc}: no training examples")
     total_steps = total_steps_of(len(items), config)
@@ -269,7 +289,9 @@ def train(
         while state.batch_in_epoch < len(batches) and state.step < total_steps:
             model.train()
             optimizer.zero_grad(set_to_none=True)
-            loss = _backward([items[i] for i in batches[state.batch_in_epoch]], loss_fn, loss_weight, trainable)
+            batch = [items[i] for i in batches[state.batch_in_epoch]]
+            parts = partial(length_parts, size=item_size, max_tokens=config.max_batch_tokens)
+            loss = _backward(batch, loss_fn, loss_weight, trainable, parts)
             due = optimizer_step(state, config, optimizer, scheduler, trainable, loss, len(batches), total_steps)
             bar.update(1)
             bar.set_postfix(loss=f"{state.last_loss:.3f}", best="/".join(f"{b:.2f}" for b in _components(state.best_score)))
@@ -289,26 +311,45 @@ def train(
 
 
 def _backward(batch: list[Any], loss_fn: Callable[[list[Any]], torch.Tensor],
-              loss_weight: Callable[[list[Any]], float], params: Sequence[torch.nn.Parameter]) -> float:
+              loss_weight: Callable[[list[Any]], float], params: Sequence[torch.nn.Parameter],
+              parts: Callable[[list[Any]], list[list[Any]]] = lambda items: [items]) -> float:
     """Forward and backward of one batch; the batch's mean loss. In one process: `loss_fn(batch)`. Data-parallel:
     this process's shard of the batch, its loss weighted by its share of the batch (an empty shard adds
-    nothing), then the gradients and losses summed over the processes (`repro.core.distributed`)."""
+    nothing), then the gradients and losses summed over the processes (`repro.core.distributed`). `parts`
+    splits what this process computes into passes (`length_parts`), each weighted by its share alike."""
     device = params[0].device if params else torch.device("cpu")
+    mine = distributed.shard(batch) if distributed.active() else batch
+    value = 0.0
     # The backward runs under the training kernels too: with `--recompute-activations` it replays each layer's
     # forward, which must pick the attention kernel the forward picked.
-    if not distributed.active():
-        with training_kernels(device):
-            loss = loss_fn(batch)
+    with training_kernels(device):
+        for part in parts(mine) if mine else []:
+            loss = loss_fn(part)
+            if part is not batch:  # a share of the batch: weighted by it (the whole batch as before, unscaled)
+                loss = loss * (loss_weight(part) / loss_weight(batch))
             loss.backward()
-        return float(loss.detach())
-    part = distributed.shard(batch)
-    value = 0.0
-    if part:
-        with training_kernels(device):
-            loss = loss_fn(part) * (loss_weight(part) / loss_weight(batch))
-            loss.backward()
-        value = float(loss.detach())
-    return distributed.reduce_gradients(params, value)
+            value += float(loss.detach())
+    return distributed.reduce_gradients(params, value) if distributed.active() else value
+
+
+def length_parts(items: list[Any], size: Optional[Callable[[Any], tuple[int, int]]],
+                 max_tokens: Optional[int]) -> list[list[Any]]:
+    """`items` in passes of at most `max_tokens` padded tokens: sorted by input width and cut greedily, a pass
+    costing its rows times its widest row (`size(item)`: the rows an item puts through the model and the
+    longest of them). One pass of `items` as given without a limit or sizes; an item over the limit alone."""
+    if max_tokens is None or size is None or len(items) < 2:
+        return [items]
+    sized = sorted(((size(it), k) for k, it in enumerate(items)), key=lambda s: (s[0][1], s[1]))
+    parts: list[list[Any]] = []
+    rows = 0
+    for (n, width), k in sized:
+        if parts and (rows + n) * width <= max_tokens:
+            parts[-1].append(items[k])
+            rows += n
+        else:
+            parts.append([items[k]])
+            rows = n
+    return parts if len(parts) > 1 else [items]
 
 
 def optimizer_step(state: "_LoopState", config: TrainConfig, optimizer: torch.optim.Optimizer, scheduler,

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Any, ClassVar, Mapping, Optional
 
 from repro import fidelity as fid
@@ -199,7 +199,7 @@ class RunConfig:
     def to_dict(self) -> dict[str, Any]:
         data = {f.name: getattr(self, f.name) for f in fields(self)
                 if f.name != "train" and f.name not in self.SCHEDULING}
-        data["train"] = asdict(self.train)
+        data["train"] = self.train.to_dict()
         data["fidelity_choices"] = self.choices.to_dict()
         return data
 
