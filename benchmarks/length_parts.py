@@ -33,7 +33,7 @@ from machine import ModelShape, cpu_model, matmul_peak_gflops, rate_line, write_
 from repro.core.backbone import load_backbone  # noqa: E402
 from repro.core.training import _backward, epoch_batches, length_parts  # noqa: E402
 from repro.data import data_root  # noqa: E402
-from repro.experiment.engine import build_scorer, item_size, loss_weight  # noqa: E402
+from repro.experiment.engine import build_scorer, item_length, loss_weight  # noqa: E402
 from repro.experiment.superglue import RunPlan, default_pattern  # noqa: E402
 from repro.experiment.superglue_config import SuperGLUEConfig  # noqa: E402
 from repro.methods import get_method  # noqa: E402
@@ -52,11 +52,7 @@ def step_seconds(scorer, params, batch, parts) -> tuple[float, list[torch.Tensor
 
 def padded_tokens(batch, parts) -> int:
     """Tokens the LM runs for `batch` cut into `parts` (each part padded to its widest item)."""
-    total = 0
-    for part in parts(batch):
-        sizes = [item_size(it) for it in part]
-        total += sum(rows for rows, _ in sizes) * max(width for _, width in sizes)
-    return total
+    return sum(len(part) * max(item_length(it) for it in part) for part in parts(batch))
 
 
 def main() -> int:
@@ -86,7 +82,7 @@ def main() -> int:
     batches = [[items[i] for i in b] for b in order]
     params = [p for ps in scorer.model.trainable_parameters().values() for p in ps]
     variants = {"one pass": lambda batch: [batch],
-                "cut": lambda batch: length_parts(batch, item_size, args.max_tokens)}
+                "cut": lambda batch: length_parts(batch, item_length, args.max_tokens)}
     shape = ModelShape.of(scorer.model.lm)
     scorer.model.train()
     step_seconds(scorer, params, batches[0], variants["one pass"])  # warm-up: allocations, kernel selection
@@ -104,8 +100,8 @@ def main() -> int:
         den = sum(float(b.float().norm()) ** 2 for b in grads["one pass"]) ** 0.5
         drift.append(num / den)
     peak = (peak_before + matmul_peak_gflops(torch.bfloat16)) / 2
-    real = [sum(item_size(it)[0] * item_size(it)[1] for it in b) for b in batches]
-    useful = 3 * sum(shape.forward_flops([item_size(it)[1]] * item_size(it)[0]) for b in batches for it in b)
+    real = [sum(item_length(it) for it in b) for b in batches]
+    useful = 3 * sum(shape.forward_flops([item_length(it) for it in b]) for b in batches)
     report = {"cpu": cpu_model(), "threads": torch.get_num_threads(), "backbone": args.backbone, "task": args.task,
               "method": args.method, "batch_size": config.train.batch_size, "batches": len(batches),
               "max_tokens": args.max_tokens, "real_tokens": sum(real), "bf16_peak_gflops": round(peak, 1),

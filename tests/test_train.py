@@ -11,7 +11,7 @@ from repro.core.model import PromptedLM, recomputes_activations
 from repro.ptuning import PromptEncoder, paper_lstm_config
 from repro.core.template import Template, word_token_ids
 from repro.core.training import CHECKPOINT, TrainConfig, _backward, length_parts, set_seed, train
-from repro.experiment.engine import item_size
+from repro.experiment.engine import item_length
 
 FACTS = [("Paris", "France"), ("Rome", "Italy"), ("Moscow", "Russia"), ("Berlin", "Germany"),
          ("Madrid", "Spain"), ("Lisbon", "Portugal"), ("Vienna", "Austria"), ("Athens", "Greece"),
@@ -200,14 +200,12 @@ def test_recomputed_activations_train_a_fine_tuned_lm_to_the_same_numbers(load_t
     assert not recomputes_activations(backbone.model)
 
 
-def test_length_parts_cut_sorted_batches_within_the_token_limit():
-    width = lambda w: (1, w)  # noqa: E731  (an item here is its own width)
+def test_length_parts_keep_a_batch_whole_unless_cut():
     batch = [5, 30, 6, 28]
-    assert length_parts(batch, width, 60) == [[5, 6], [28, 30]]  # 2 x 6 and 2 x 30 padded tokens, not 4 x 30
-    assert length_parts(batch, width, None)[0] is batch and length_parts(batch, None, 60)[0] is batch
-    assert length_parts(batch, width, 10) == [[5], [6], [28], [30]]  # an item over the limit goes alone
-    assert length_parts(batch, lambda w: (2, w), 60) == [[5, 6], [28], [30]]  # two rows per item count twice
-    assert length_parts(batch, width, 1000)[0] is batch  # one part: the batch itself, as given
+    same = lambda w: w  # noqa: E731  (an item here is its own length)
+    assert length_parts(batch, same, None)[0] is batch and length_parts(batch, None, 60)[0] is batch
+    assert length_parts(batch, same, 1000) == [batch] and length_parts(batch, same, 1000)[0] is batch
+    assert sorted(map(sorted, length_parts(batch, same, 60))) == [[5, 6], [28, 30]]  # 2 x 6 and 2 x 30 tokens
 
 
 def test_batches_cut_by_length_train_to_the_one_pass_numbers(load_tiny):
@@ -220,7 +218,7 @@ def test_batches_cut_by_length_train_to_the_one_pass_numbers(load_tiny):
         passes = []
         counted = lambda batch: passes.append(len(batch)) or loss_fn(batch)  # noqa: E731
         config = TrainConfig(**{**CONFIG, "max_epochs": 2}, lr_backbone=1e-3, max_batch_tokens=max_tokens)
-        outcome = train(model, items, counted, evaluate, config, quiet=True, item_size=item_size)
+        outcome = train(model, items, counted, evaluate, config, quiet=True, item_length=item_length)
         return outcome, {k: v.clone() for k, v in model.state_dict().items()}, passes
 
     plain, plain_weights, plain_passes = fine_tune(None)
@@ -245,8 +243,8 @@ def test_batches_cut_by_length_train_to_the_one_pass_numbers(load_tiny):
         return loss, [p.grad.clone() for p in params]
 
     loss, grads = gradients(lambda batch: [batch])
-    cut_loss, cut_grads = gradients(lambda batch: length_parts(batch, item_size, 40))
-    assert len(length_parts(items, item_size, 40)) > 2 and cut_loss == pytest.approx(loss, rel=1e-6)
+    cut_loss, cut_grads = gradients(lambda batch: length_parts(batch, item_length, 40))
+    assert len(length_parts(items, item_length, 40)) > 2 and cut_loss == pytest.approx(loss, rel=1e-6)
     for g, c in zip(grads, cut_grads):  # float32 sums in another order: equal up to rounding, tensor by tensor
         assert float((c - g).norm()) <= 1e-5 * float(g.norm()) + 1e-9
 

@@ -27,6 +27,7 @@ from tqdm.auto import tqdm
 
 from repro import checkpoint
 from repro.core import distributed
+from repro.core.inference import length_batches
 from repro.errors import ConfigError
 
 CHECKPOINT = "train_state.pt"
@@ -240,7 +241,7 @@ def train(
     desc: str = "train",
     quiet: bool = False,
     loss_weight: Callable[[list[Any]], float] = len,
-    item_size: Optional[Callable[[Any], tuple[int, int]]] = None,
+    item_length: Optional[Callable[[Any], int]] = None,
     checkpoint_every_s: Optional[float] = None,
 ) -> TrainOutcome:
     """Train `model.trainable_parameters()` on `items`; restore the best-dev state before returning.
@@ -256,9 +257,8 @@ def train(
     one-process gradient. `evaluate` must give the same score on every process (`engine.fit` gathers the
     sharded predictions); the checkpoint is written by the main process.
 
-    With `config.max_batch_tokens`, each batch (each process's shard) is computed in parts of similar input
-    length (`length_parts`, sizes from `item_size`), weighted the same way, so that short inputs are not padded
-    to the batch's longest."""
+    With `config.max_batch_tokens`, each batch (each process's shard) is computed in passes of similar
+    `item_length` (`length_parts`), weighted the same way, so that short inputs are not padded to the longest."""
     if not items:
         raise ConfigError(f"{desc}: no training examples")
     total_steps = total_steps_of(len(items), config)
@@ -290,7 +290,7 @@ def train(
             model.train()
             optimizer.zero_grad(set_to_none=True)
             batch = [items[i] for i in batches[state.batch_in_epoch]]
-            parts = partial(length_parts, size=item_size, max_tokens=config.max_batch_tokens)
+            parts = partial(length_parts, length=item_length, max_tokens=config.max_batch_tokens)
             loss = _backward(batch, loss_fn, loss_weight, trainable, parts)
             due = optimizer_step(state, config, optimizer, scheduler, trainable, loss, len(batches), total_steps)
             bar.update(1)
@@ -332,24 +332,15 @@ def _backward(batch: list[Any], loss_fn: Callable[[list[Any]], torch.Tensor],
     return distributed.reduce_gradients(params, value) if distributed.active() else value
 
 
-def length_parts(items: list[Any], size: Optional[Callable[[Any], tuple[int, int]]],
+def length_parts(items: list[Any], length: Optional[Callable[[Any], int]],
                  max_tokens: Optional[int]) -> list[list[Any]]:
-    """`items` in passes of at most `max_tokens` padded tokens: sorted by input width and cut greedily, a pass
-    costing its rows times its widest row (`size(item)`: the rows an item puts through the model and the
-    longest of them). One pass of `items` as given without a limit or sizes; an item over the limit alone."""
-    if max_tokens is None or size is None or len(items) < 2:
+    """`items` in passes of at most `max_tokens` padded tokens, cut by `length` as evaluation batches and the
+    joint step's passes are (`inference.length_batches`); `[items]` itself without a limit or when one pass
+    holds them all."""
+    if max_tokens is None or length is None or len(items) < 2:
         return [items]
-    sized = sorted(((size(it), k) for k, it in enumerate(items)), key=lambda s: (s[0][1], s[1]))
-    parts: list[list[Any]] = []
-    rows = 0
-    for (n, width), k in sized:
-        if parts and (rows + n) * width <= max_tokens:
-            parts[-1].append(items[k])
-            rows += n
-        else:
-            parts.append([items[k]])
-            rows = n
-    return parts if len(parts) > 1 else [items]
+    cut = length_batches(items, None, max_tokens, length=length)
+    return [items] if len(cut) == 1 else [[items[k] for k in pass_] for pass_ in cut]
 
 
 def optimizer_step(state: "_LoopState", config: TrainConfig, optimizer: torch.optim.Optimizer, scheduler,

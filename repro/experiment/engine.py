@@ -309,7 +309,7 @@ def fit(scorer: Scorer, task: Task, train_examples: Sequence[Example], dev_examp
 
     outcome = train(scorer.model, items, scorer.loss, dev_score, replace(train_config, seed=seed),
                     checkpoint_dir=checkpoint_dir, desc=desc, quiet=quiet, loss_weight=loss_weight,
-                    item_size=item_size, checkpoint_every_s=checkpoint_every_s)
+                    item_length=item_length, checkpoint_every_s=checkpoint_every_s)
     return training_record(len(items), len(dev_examples), outcome)
 
 
@@ -325,13 +325,13 @@ def loss_weight(items: Sequence[Any]) -> float:
     return float(len(items))
 
 
-def item_size(item: Any) -> tuple[int, int]:
-    """The rows a training item puts through the LM and the longest of them, for batches cut by length
-    (`training.length_parts`): a rendered input is one row; a labelled item or a candidate set carries its
-    renderings as `rendered` (one per label word or candidate)."""
-    rendered = item if isinstance(item, Rendered) else getattr(item, "rendered", ())
-    rows = rendered if isinstance(rendered, (tuple, list)) else (rendered,)
-    return len(rows), max((len(r.input_ids) for r in rows), default=0)
+def item_length(item: Any) -> int:
+    """Tokens of a training item: a rendered input, or the longest of a labelled item's or a candidate set's
+    inputs (`rendered`). What batches cut by length sort on (`training.train`, the joint step's passes)."""
+    rendered = getattr(item, "rendered", item)
+    if isinstance(rendered, tuple):
+        return max(len(r.input_ids) for r in rendered)
+    return len(rendered.input_ids)
 
 
 def predict(scorer: Scorer, examples: Sequence[Example], desc: str) -> list[Any]:

@@ -27,21 +27,13 @@ from repro.core.training import TrainConfig, TrainOutcome, set_seed
 from repro.fidelity import selection_value
 from repro.errors import ConfigError
 from repro.experiment.config import RunConfig
-from repro.experiment.engine import new_encoder, new_scorer, training_record
+from repro.experiment.engine import item_length, new_encoder, new_scorer, training_record
 from repro.methods import Method
 from repro.scorers.base import Scorer, ScorerContext
 from repro.tasks.base import Example, Task
 
 
 CHUNK_TOKENS = 2048  # padded tokens per forward of a joint training step (rows sorted by length)
-
-
-def item_length(item: Any) -> int:
-    """Tokens of a training item: a rendered input, or the longest of a labelled item's inputs."""
-    rendered = getattr(item, "rendered", item)
-    if isinstance(rendered, tuple):
-        return max(len(r.input_ids) for r in rendered)
-    return len(rendered.input_ids)
 
 
 @dataclass
