@@ -149,6 +149,30 @@ def test_joint_training_equals_separate_training(load_tiny, monkeypatch, name, e
     assert max(fitted[i]["best_dev"] for i in range(len(members))) > 0  # the tiny LM learned something
 
 
+def test_max_batch_tokens_cuts_joint_and_separate_steps_alike(load_tiny, monkeypatch):
+    """`max_batch_tokens` (--max-batch-tokens): the joint step's passes take it in place of CHUNK_TOKENS, and a
+    separate run cuts each batch by it (`training.length_parts`); both still train to the same numbers."""
+    backbone = load_tiny("gpt2")
+    members, data, config = _setup(backbone)
+    cut = replace(TRAIN, max_batch_tokens=8)
+    budgets: list[int] = []
+    real_cut = joint_engine.length_batches
+
+    def spying(items, rows, tokens, **kw):
+        budgets.append(tokens)
+        return real_cut(items, rows, tokens, **kw)
+
+    monkeypatch.setattr(joint_engine, "length_batches", spying)
+    separate = _separately(backbone, members, data, config, cut)
+    fitted, _, predictions = _jointly(backbone, members, data, config, cut, monkeypatch)
+    assert budgets and set(budgets) == {8}
+    for i, (sep_fit, sep_passes, sep_pred) in enumerate(separate):
+        assert len(sep_passes) > sep_fit["steps"]  # the separate run's batches were cut into several passes
+        assert fitted[i]["best_step"] == sep_fit["best_step"]
+        assert [h["dev"] for h in fitted[i]["history"]] == pytest.approx([h["dev"] for h in sep_fit["history"]])
+        assert predictions[i] == sep_pred
+
+
 def test_gradient_clipping_is_per_unit_as_in_separate_training(load_tiny, monkeypatch):
     """The cpu LAMA preset clips each encoder's gradient (max_grad_norm): jointly, each unit is clipped by its own
     norm, as it would be alone (a norm over all units' gradients would scale each by the others')."""

@@ -99,9 +99,10 @@ class TrainConfig:
     reseed: bool = field(default=True, metadata={
         "help": "seed python/numpy/torch with `seed` before training (False: continue the caller's RNG stream)"})
     max_batch_tokens: Optional[int] = field(default=None, metadata={
-        "help": "split each batch, sorted by input length, into parts of at most N padded tokens whose gradients "
-                "add up to the batch's (less padding and memory; the sums round differently, so it is part of "
-                "the fingerprint when set; None: one pass per batch)"})
+        "help": "split each batch, sorted by input length, into passes of at most N padded tokens whose "
+                "gradients add up to the batch's (less padding and memory; the sums round differently, so it is "
+                "part of the fingerprint when set; unset: one pass per batch, and a joint step of encoders on a "
+                "frozen LM in passes of 2048)"})
 
     # Fields added after results were committed: left out of the serialised config while unset, so that the
     # fingerprints (and checkpoints) of runs that never set them stay what they were.

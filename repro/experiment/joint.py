@@ -129,11 +129,14 @@ def fit_together(joint: JointModel, members: Sequence[Member], train_lists: Sequ
     units = [JointUnit(m.name, dict(stack.encoders[i].named_parameters()), items[i], replace(train_config, seed=m.seed))
              for i, m in enumerate(members)]
 
+    budget = train_config.max_batch_tokens or CHUNK_TOKENS
+
     def losses(parts: list[tuple[int, list[Any]]]) -> list[float]:
-        """Every unit's rows, cut into passes of at most CHUNK_TOKENS tokens as evaluation batches are
-        (`inference.length_batches`: sorted by length, one length per pass where it fills half of one, so
-        little padding and mostly no attention mask); each row's loss weighted by 1 / its unit's batch size,
-        so each encoder's accumulated gradient is that of its unit's mean loss."""
+        """Every unit's rows, cut into passes of at most CHUNK_TOKENS tokens (the training settings'
+        `max_batch_tokens` where given) as evaluation batches are (`inference.length_batches`: sorted by length,
+        one length per pass where it fills half of one, so little padding and mostly no attention mask); each
+        row's loss weighted by 1 / its unit's batch size, so each encoder's accumulated gradient is that of its
+        unit's mean loss."""
         stack.active = {i for i, _ in parts}
         rows = [(slot, item) for slot, (_, batch) in enumerate(parts) for item in batch]
         sizes = [len(batch) for _, batch in parts]
@@ -142,7 +145,7 @@ def fit_together(joint: JointModel, members: Sequence[Member], train_lists: Sequ
         table = stack.prompts()
         held = table.detach().requires_grad_(True)
         with stack.held(held):
-            for chunk in length_batches([item for _, item in rows], None, CHUNK_TOKENS, length=item_length):
+            for chunk in length_batches([item for _, item in rows], None, budget, length=item_length):
                 slots = torch.tensor([rows[k][0] for k in chunk])
                 values = row_losses([rows[k][1] for k in chunk])
                 weights = 1.0 / torch.tensor(sizes, dtype=values.dtype, device=values.device)[slots.to(values.device)]
