@@ -285,13 +285,13 @@ def train(
 
     bar = tqdm(total=total_steps, initial=state.step, desc=desc, disable=quiet, leave=False, unit="step")
     timer = CheckpointTimer(checkpoint_every_s if ckpt is not None else None)
+    parts = partial(length_parts, length=item_length, max_tokens=config.max_batch_tokens)
     while state.step < total_steps and not state.stopped_early:
         batches = epoch_batches(len(items), config, state.epoch, state.order_seed)
         while state.batch_in_epoch < len(batches) and state.step < total_steps:
             model.train()
             optimizer.zero_grad(set_to_none=True)
             batch = [items[i] for i in batches[state.batch_in_epoch]]
-            parts = partial(length_parts, length=item_length, max_tokens=config.max_batch_tokens)
             loss = _backward(batch, loss_fn, loss_weight, trainable, parts)
             due = optimizer_step(state, config, optimizer, scheduler, trainable, loss, len(batches), total_steps)
             bar.update(1)
