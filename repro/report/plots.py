@@ -154,6 +154,8 @@ def plot_claims(rows: list, path: Path) -> Optional[Path]:
             ax.barh(i + offset, score.mean, 0.28, xerr=score.std or 0.0, capsize=2, color=color)
             ax.text(score.mean + (score.std or 0.0) + 0.5, i + offset, side.label, va="center", fontsize=7)
         ax.text(1.01, i, row.verdict, transform=ax.get_yaxis_transform(), va="center", fontsize=7)
+    ends = [s.mean + sign * (s.std or 0.0) for r in shown for s in (r.a, r.b) for sign in (-1, 1)]
+    ax.set_xlim(min(0.0, min(ends)), max(ends) * 1.18)  # room for the side labels, clear of the verdicts
     ax.set_yticks(range(len(shown)))
     ax.set_yticklabels([f"{r.claim.key} ({r.backbone}, {r.preset})" for r in reversed(shown)], fontsize=8)
     ax.set_xlabel("score (LAMA: macro P@1; SuperGLUE: mean of task scores), mean ± std over seeds")
