@@ -38,9 +38,9 @@ from repro.experiment.engine import build_scorer, item_length, loss_weight  # no
 from repro.experiment.superglue import RunPlan, default_pattern  # noqa: E402
 from repro.experiment.superglue_config import SuperGLUEConfig  # noqa: E402
 from repro.methods import get_method  # noqa: E402
-from repro.tasks.registry import get_task  # noqa: E402
+from repro.tasks.registry import get_task, task_names  # noqa: E402
 
-FEWGLUE_DIRS = {"rte": "RTE", "cb": "CB", "wic": "WiC", "copa": "COPA", "boolq": "BoolQ"}
+FEWSHOT_TASKS = [t for t in task_names() if get_task(t).files().train("fewshot")]  # those with a FewGLUE train set
 
 
 def step_seconds(scorer, params, batch, parts) -> tuple[float, list[torch.Tensor]]:
@@ -59,7 +59,7 @@ def padded_tokens(batch, parts) -> int:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backbone", default="smollm2-135m")
-    parser.add_argument("--task", default="rte", choices=sorted(FEWGLUE_DIRS))
+    parser.add_argument("--task", default="rte", choices=FEWSHOT_TASKS)
     parser.add_argument("--method", default="ptuning")
     parser.add_argument("--max-tokens", type=int, default=512, help="padded tokens per pass of the cut variant")
     parser.add_argument("--batches", type=int, default=8, help="training batches timed (the epochs' order)")
@@ -75,8 +75,8 @@ def main() -> int:
     plan = RunPlan(config, task, [task], method, backbone, [42])
     pattern = default_pattern(plan)
     scorer = build_scorer(task, method, backbone, plan.template(pattern), pattern, config, 42,
-                          max_length=config.max_length or 256, quiet=True)
-    examples = task.read(data_root(args.data_root) / "fewglue" / FEWGLUE_DIRS[args.task] / "train.jsonl")
+                          max_length=config.max_length, quiet=True)
+    examples = task.read(data_root(args.data_root) / task.files().train("fewshot"))
     items = scorer.train_items(examples)
     order = [b for epoch in range(8) for b in epoch_batches(len(items), config.train, epoch, 42)
              if len(b) == config.train.batch_size][: args.batches]
