@@ -103,3 +103,33 @@ def test_length_parts_benchmark_cuts_real_rte_batches_to_less_padding(tiny_dirs,
     assert report["real_tokens"] <= cut["padded_tokens"] < one["padded_tokens"]
     assert one["passes"] == 2 < cut["passes"]
     assert report["gradient_relative_difference_max"] < 2e-2 and report["speedup"] > 0
+
+
+def test_fewshot_seed_benchmark_splits_a_real_seed_into_phases(tiny_dirs, shared_data, tmp_path, restored,
+                                                              monkeypatch):
+    """`benchmarks/fewshot_seed.py` runs one CB seed through the engine on a tiny Llama: every phase is timed, the
+    phases add up to the seed, and the counted tokens behave as the recipe says (training pads, its forwards
+    carry a backward twice their cost with the LM trained, the dev checks and evaluation run without one)."""
+    from repro.experiment import engine
+
+    monkeypatch.setattr(engine, "train", engine.train)  # the benchmark routes both through its phases: undone after
+    monkeypatch.setattr(engine, "predict", engine.predict)
+    bench = _script("fewshot_seed")
+    out = tmp_path / "fewshot_seed.json"
+    argv = ["fewshot_seed.py", "--backbone", str(tiny_dirs["llama"]), "--task", "cb", "--data-root",
+            str(shared_data), "--out", str(out)]
+    monkeypatch.setattr("sys.argv", argv)
+    monkeypatch.setattr(bench, "matmul_peak_gflops", lambda dtype: 1.0)
+    assert bench.main() == 0
+    report = json.loads(out.read_text())
+    phases = report["phases"]
+    assert set(phases) == set(bench.PHASES)
+    assert sum(p["s"] for p in phases.values()) == pytest.approx(report["seed_s"], abs=0.5)
+    train, dev, final = phases["training steps"], phases["dev32 checks"], phases["final evaluation"]
+    for phase in (train, dev, final):
+        assert 0 < phase["real_tokens"] <= phase["padded_tokens"] and phase["s"] > 0
+    assert train["real_tokens"] < train["padded_tokens"]  # CB's batches of 8 pad to their longest input
+    per_token = {name: p["gflop"] / p["padded_tokens"] for name, p in (("train", train), ("final", final))}
+    assert per_token["train"] == pytest.approx(3 * per_token["final"], rel=0.3)  # forward + 2x backward
+    assert phases["start-up"]["padded_tokens"] == 0 and report["floor_s"] > 0
+    assert set(report["metrics"]["cb"]) == {"acc", "f1_macro"}
