@@ -133,3 +133,22 @@ def test_fewshot_seed_benchmark_splits_a_real_seed_into_phases(tiny_dirs, shared
     assert per_token["train"] == pytest.approx(3 * per_token["final"], rel=0.3)  # forward + 2x backward
     assert phases["start-up"]["padded_tokens"] == 0 and report["floor_s"] > 0
     assert set(report["metrics"]["cb"]) == {"acc", "f1_macro"}
+
+
+def test_fewshot_script_time_tables_a_rerun_against_the_committed_files(tmp_path, monkeypatch):
+    """`benchmarks/fewshot_script_time.py` reads a rerun's result files and the committed ones: a rerun whose CB
+    took half the committed command's time is 2x, and the diagnostics (AX-b, AX-g: RTE's run) are not tasks."""
+    bench = _script("fewshot_script_time")
+    rel = Path("superglue") / "fewshot" / "smollm2-135m" / "ptuning"
+    committed = json.loads((ROOT / "results" / rel / "cb.json").read_text())
+    (tmp_path / rel).mkdir(parents=True)
+    (tmp_path / rel / "cb.json").write_text(json.dumps({**committed, "wall_time_s": committed["wall_time_s"] / 2}))
+    (tmp_path / rel / "axb.json").write_text(json.dumps(committed))
+    out = tmp_path / "time.json"
+    monkeypatch.setattr("sys.argv", ["fewshot_script_time.py", "--rerun", str(tmp_path), "--before", "HEAD",
+                                     "--out", str(out)])
+    assert bench.main() == 0
+    report = json.loads(out.read_text())
+    assert list(report["tasks"]) == ["cb"]
+    assert report["tasks"]["cb"]["speedup"] == pytest.approx(2.0, abs=0.01)
+    assert report["tasks"]["cb"]["rerun"]["mean"] == report["tasks"]["cb"]["before"]["mean"]
