@@ -28,13 +28,16 @@ def test_superglue_rows_are_the_files_seeds(frame):
     path = ROOT / "results/superglue/fewshot/smollm2-135m/ptuning/cb.json"
     data = json.loads(path.read_text())
     rows = frame[(frame.benchmark == "superglue") & (frame.setting == "fewshot") & (frame.method == "ptuning")
-                 & (frame.task == "cb") & (frame.backbone == "smollm2-135m")]  # gemma3-270m has its own CB rows
+                 & (frame.task == "cb") & (frame.backbone == "smollm2-135m")  # gemma3-270m has its own CB rows
+                 & (frame.preset == "cpu")]  # and cpu-long its own (ptuning-cpu-long/cb.json)
     assert sorted(rows.seed.unique()) == sorted(int(s) for s in data["seeds"])
     for seed, metrics in data["seeds"].items():
         for metric, value in metrics.items():
             assert rows[(rows.seed == int(seed)) & (rows.metric == metric)].value.item() == value
     assert rows.groupby("metric").value.mean().to_dict() == pytest.approx(data["mean"])
-    assert set(rows.preset) == {"cpu"} and set(rows.commit) == {data["git_commit"]}
+    assert set(rows.commit) == {data["git_commit"]}
+    longer = frame[frame.path == "results/superglue/fewshot/smollm2-135m/ptuning-cpu-long/cb.json"]
+    assert set(longer.preset) == {"cpu-long"} and set(longer.method) == {"ptuning"}  # a preset's folder, its rows
 
 
 def test_lama_rows_are_relations_and_the_two_averages(frame):
