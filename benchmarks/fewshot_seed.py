@@ -2,9 +2,9 @@
 
 Issue 11 asks to halve `scripts/reproduce_superglue.sh --setting fewshot`. This benchmark runs one seed through
 the engine (`run_superglue`, the code the command line runs, results into a temporary folder) and splits its
-wall time into phases: start-up (imports, loading the backbone), training steps, dev32 checks inside training,
-the final evaluation (dev, and AX-b/AX-g for RTE), and the rest (reading the data, the pristine copy of the LM's
-weights, scorer set-up, restoring the best state, writing results). A forward hook on the backbone's body counts
+wall time into phases: start-up (imports, loading the backbone), training steps (with the training loop's own
+snapshots and restore of the best state), dev32 checks inside training, the final evaluation (dev, and AX-b/AX-g
+for RTE), and the rest (reading the data, the pristine copy of the LM's weights, scorer set-up, writing results). A forward hook on the backbone's body counts
 the tokens each phase runs, as executed (padded) and real, and so each phase's FLOPs (`machine.ModelShape`: a
 forward is 2 x non-embedding parameters per token plus attention; a training forward adds its backward, 2x the
 forward with the LM trained, 1x with it frozen) and its rate against the bf16 GEMM peak measured in the same
