@@ -4,12 +4,12 @@ Issue 11 asks to halve `scripts/reproduce_superglue.sh --setting fewshot`. This 
 the engine (`run_superglue`, the code the command line runs, results into a temporary folder) and splits its
 wall time into phases: start-up (imports, loading the backbone), training steps (with the training loop's own
 snapshots and restore of the best state), dev32 checks inside training, the final evaluation (dev, and AX-b/AX-g
-for RTE), and the rest (reading the data, the pristine copy of the LM's weights, scorer set-up, writing results). A forward hook on the backbone's body counts
-the tokens each phase runs, as executed (padded) and real, and so each phase's FLOPs (`machine.ModelShape`: a
-forward is 2 x non-embedding parameters per token plus attention; a training forward adds its backward, 2x the
-forward with the LM trained, 1x with it frozen) and its rate against the bf16 GEMM peak measured in the same
-process. The real tokens' FLOPs at that peak are the floor: the same recipe cannot run faster on this machine
-without doing less work.
+for RTE), and the rest (reading the data, the pristine copy of the LM's weights, scorer set-up, writing
+results). A forward hook on the backbone's body counts the tokens each phase runs, as executed (padded) and real,
+and so each phase's FLOPs (`machine.ModelShape`: a forward is 2 x non-embedding parameters per token plus
+attention; a training forward adds its backward, 2x the forward with the LM trained, 1x with it frozen) and its
+rate against the bf16 GEMM peak measured in the same process. The real tokens' FLOPs at that peak are the floor:
+the same recipe cannot run faster on this machine without doing less work.
 
     .venv/bin/python benchmarks/fewshot_seed.py --task rte [--method ptuning] [--threads 1] [--data-root DIR]
         [--max-batch-tokens 512]
@@ -44,9 +44,8 @@ from repro.experiment.superglue import run_superglue  # noqa: E402
 from repro.experiment.superglue_config import SuperGLUEConfig  # noqa: E402
 from repro.methods import get_method  # noqa: E402
 from repro.results import git_commit  # noqa: E402
-from repro.tasks.registry import get_task, task_names  # noqa: E402
+from repro.tasks.registry import trainable_task_names  # noqa: E402
 
-FEWSHOT_TASKS = [t for t in task_names() if get_task(t).files().train("fewshot")]
 PHASES = ("start-up", "training steps", "dev32 checks", "final evaluation", "other")
 
 
@@ -84,9 +83,10 @@ class PhaseMeter:
         shape = (embeds if embeds is not None else ids).shape
         rows, new = int(shape[0]), int(shape[1])
         mask = kwargs.get("attention_mask")
-        context = int(mask.shape[-1]) if mask is not None and mask.dim() == 2 else new
-        real = int(mask[:, -new:].sum()) if mask is not None and mask.dim() == 2 else rows * new
-        past = context - new
+        if mask is not None and mask.dim() == 2:  # (rows, past + new): padding marked, a cached past counted
+            past, real = int(mask.shape[-1]) - new, int(mask[:, -new:].sum())
+        else:
+            past, real = 0, rows * new
         # each new token attends to the past and, causally, to half the new block on average
         attention = 4 * self.shape.layers * self.shape.hidden * rows * new * (past + new / 2)
         flops = 2 * self.shape.non_embedding_params * rows * new + attention
@@ -118,7 +118,7 @@ def instrument(meter: PhaseMeter) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backbone", default="smollm2-135m")
-    parser.add_argument("--task", default="rte", choices=FEWSHOT_TASKS)
+    parser.add_argument("--task", default="rte", choices=trainable_task_names())
     parser.add_argument("--method", default="ptuning")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--max-batch-tokens", type=int, default=None)

@@ -38,9 +38,7 @@ from repro.experiment.engine import build_scorer, item_length, loss_weight  # no
 from repro.experiment.superglue import RunPlan, default_pattern  # noqa: E402
 from repro.experiment.superglue_config import SuperGLUEConfig  # noqa: E402
 from repro.methods import get_method  # noqa: E402
-from repro.tasks.registry import get_task, task_names  # noqa: E402
-
-FEWSHOT_TASKS = [t for t in task_names() if get_task(t).files().train("fewshot")]  # those with a FewGLUE train set
+from repro.tasks.registry import get_task, trainable_task_names  # noqa: E402
 
 
 def step_seconds(scorer, params, batch, parts) -> tuple[float, list[torch.Tensor]]:
@@ -59,7 +57,7 @@ def padded_tokens(batch, parts) -> int:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backbone", default="smollm2-135m")
-    parser.add_argument("--task", default="rte", choices=FEWSHOT_TASKS)
+    parser.add_argument("--task", default="rte", choices=trainable_task_names())
     parser.add_argument("--method", default="ptuning")
     parser.add_argument("--max-tokens", type=int, default=512, help="padded tokens per pass of the cut variant")
     parser.add_argument("--batches", type=int, default=8, help="training batches timed (the epochs' order)")
