@@ -95,7 +95,7 @@ class Task:
     # fidelity item pattern_text=authors renders instead. Needs only this declaration, plus any slot value the
     # text uses, prepared in `example` (WiC: the marked word as one part).
     authors_patterns: Mapping[str, str] = {}
-    classifier_pattern: str = ""  # CLS-FT input, no [MASK]
+    classifier_pattern: str = ""  # CLS-FT input, no [MASK] (candidate tasks: one per candidate, in {choice})
     trained_on: Optional[str] = None  # diagnostics: the task whose model evaluates them (RTE)
     diagnostics: tuple[str, ...] = ()  # tasks evaluated with this task's model (RTE: axb, axg)
     eval_fallback: Optional[str] = None  # evaluated instead when `files().eval` is missing (results: partial)
@@ -149,6 +149,11 @@ class Task:
         """The examples a scorer trains on: all of them here; a task may select (WSC: positives only) or
         augment (COPA: mirrored choices)."""
         return list(examples)
+
+    def classifier_train_examples(self, examples: Sequence[Example]) -> list[Example]:
+        """The examples CLS-FT trains on (`repro.scorers.classifier`): those `train_examples` selects, here; a
+        task whose selection serves its verbalizer or span scoring only (WSC's positives) says otherwise."""
+        return self.train_examples(examples)
 
     # ------------------------------------------------------------------ patterns
     def patterns(self, style: str) -> Mapping[str, str]:

@@ -10,7 +10,9 @@ Preprocessing and patterns follow PET (`CopaPVP`, `CopaProcessor`) and the P-tun
   because|so [P] [MASK] .`; `p2`, `p4`: the same with 2 or 4 prompt tokens;
 - training uses PET's mirrored copies too: every training example is added a second time with the two
   choices swapped (and the label flipped), so that the position of the right choice in the text carries no
-  signal.
+  signal;
+- `classifier` (CLS-FT, `repro.scorers.classifier`): `premise because|so choice`, one input per choice, scored
+  by a one-output head; no mirrored copies (each input holds one choice, so a copy would repeat the example).
 The [MASK] comes at the end of both patterns (only "." follows), so a causal LM produces the choice right
 where a masked LM fills it; the "." after it is invisible to a causal LM and dropped.
 """
@@ -49,6 +51,7 @@ class Copa(Task):
         "s3": '"{choice1}" or "{choice2}"? [P] {premise:shorten} [P] {connective} [MASK]',
         "s4": '"{choice1}" or "{choice2}"? {premise:shorten} {connective} [P] [MASK]',
     }
+    classifier_pattern = "{premise:shorten} {connective} {choice}"  # CLS-FT: one sentence per choice
     notes = (
         "choices lower-cased at the first letter and stripped of final punctuation, premise stripped of final "
         "punctuation (PET); training adds PET's mirrored copies (choices swapped, label flipped)",
@@ -87,6 +90,10 @@ class Copa(Task):
             if ex.label is not None
         ]
         return [ex for ex in examples if ex.label is not None] + mirrored
+
+    def classifier_train_examples(self, examples: Sequence[Example]) -> list[Example]:
+        """CLS-FT reads each choice on its own input, so a mirrored copy would only repeat the example."""
+        return [ex for ex in examples if ex.label is not None]
 
     def score(self, examples: Sequence[Example], predictions: Sequence[Any]) -> dict[str, float]:
         """Accuracy of the predicted choice indices (0 or 1)."""

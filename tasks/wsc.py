@@ -17,6 +17,8 @@ on its own (a SentencePiece tokenizer would start it with a word boundary, "▁"
 `ptuning` `paper` the paper's (`pattern_id 2` of THUDM/P-tuning,
 whose two prompt tokens stand where that code writes "the": `[P] text [P] pronoun '*p*' refers to [MASK].`);
 `p2`, `p4`: the same with 2 or 4 tokens per prompt run.
+CLS-FT (`repro.scorers.classifier`) is a binary head over `text [SEP] pronoun : span1_text` (the pronoun marked in
+the text as above), trained on every labelled example, positive and negative; its prediction is the label itself.
 """
 
 from __future__ import annotations
@@ -83,10 +85,11 @@ class Wsc(Task):
         "s3": "{text:shorten} [P] pronoun '*{pronoun}*' [P] [MASK]",
         "s4": "{text:shorten} [P] pronoun '*{pronoun}*' refers to [P] [MASK]",
     }
+    classifier_pattern = "{text:shorten} [SEP] {pronoun} : {span1}"  # CLS-FT: does the marked pronoun refer to span1?
     notes = (
         "data: SuperGLUE WSC as shipped (superglue/WSC, fewglue/WSC), not wsc.fixed",
         "pronoun marked *like this* in the text, its index repaired as PET does; training on the positive "
-        "examples only (target span1_text)",
+        "examples only (target span1_text); CLS-FT on every labelled example",
         RULE,
     )
 
@@ -98,14 +101,20 @@ class Wsc(Task):
         label = label_index(self, row.get("label"), "")
         text = mark_pronoun(str(row["text"]), int(target["span2_index"]), str(target["span2_text"]))
         pronoun = str(target["span2_text"])
-        values = {"text": text, "pronoun": pronoun, "pronoun_quoted": f"'*{pronoun}*'"}
+        values = {"text": text, "pronoun": pronoun, "pronoun_quoted": f"'*{pronoun}*'", "span1": str(target["span1_text"])}
         return [Example(uid=uid, values=values, label=label, candidates=(str(target["span1_text"]),))]
 
     def train_examples(self, examples: Sequence[Example]) -> list[Example]:
         """PET trains on the positive examples only: the target is the referent, span1_text."""
         return [ex for ex in examples if ex.label is True]
 
+    def classifier_train_examples(self, examples: Sequence[Example]) -> list[Example]:
+        """CLS-FT classifies (text, span1) pairs as referent or not: every labelled example trains it."""
+        return [ex for ex in examples if ex.label is not None]
+
     def score(self, examples: Sequence[Example], predictions: Sequence[Any]) -> dict[str, float]:
-        """`predictions`: the predicted span texts; each is judged by PET's rule against span1_text."""
-        judged = [pet_span_match(str(p), ex.candidates[0]) for p, ex in zip(predictions, examples)]
+        """`predictions`: the predicted span texts, each judged by PET's rule against span1_text, or (CLS-FT) the
+        predicted labels themselves."""
+        judged = [p if isinstance(p, bool) else pet_span_match(str(p), ex.candidates[0])
+                  for p, ex in zip(predictions, examples)]
         return {"acc": metrics.accuracy(judged, [ex.label for ex in examples])}

@@ -254,10 +254,10 @@ def test_the_engine_gets_these_scorers_by_task_kind(load_tiny):
     assert isinstance(make_scorer(context(Copa(), model)), CandidateScorer)
     assert isinstance(make_scorer(context(Record(), model)), CandidateScorer)
     assert isinstance(make_scorer(context(Wsc(), model)), SpanScorer)
-    classifier = ScorerContext(Copa(), get_method("cls-ft", "superglue"), model,
-                               Template.parse("{premise}", allow_no_target=True), "classifier", 64, 8)
-    with pytest.raises(ConfigError, match="CLS-FT"):
-        make_scorer(classifier)
+    without_target = ScorerContext(Copa(), get_method("mp", "superglue"), model,
+                                   Template.parse("{premise}", allow_no_target=True), "plain", 64, 8)
+    with pytest.raises(ConfigError, match=r"scored through a \[MASK\] target; method 'mp' with pattern 'plain'"):
+        make_scorer(without_target)
 
 
 def test_scorer_options_are_checked(load_tiny):

@@ -107,6 +107,7 @@ def test_train_and_evaluate_every_task(shared_data, tmp_path, tiny, name, task):
 @pytest.mark.parametrize("name, task, method", [
     ("bert", "cb", "cls-ft"), ("gpt2", "rte", "cls-ft"), ("roberta", "rte", "mp-ft"),
     ("albert", "wic", "ptuning-frozen"), ("llama", "boolq", "mp"), ("llama", "cb", "mp"),
+    ("llama", "copa", "cls-ft"), ("bert", "wsc", "cls-ft"),
 ])
 def test_every_method_runs(shared_data, tmp_path, tiny, name, task, method):
     results = run(tiny_config(task, method), shared_data, tmp_path, tiny(name))
@@ -114,6 +115,7 @@ def test_every_method_runs(shared_data, tmp_path, tiny, name, task, method):
     assert list(data["mean"]) == list(get_task(task).metrics) and data["config"]["method"] == method
     if method == "cls-ft":
         assert data["config"]["pattern"] == "classifier" and "linear head" in data["scoring"]["scoring"]
+        assert ("each candidate's input" in data["scoring"]["scoring"]) == (task == "copa")
     if method == "mp":
         assert "training" not in data and any("zero-shot" in n for n in data["notes"])
     if (name, task) == ("llama", "cb") and method == "mp":  # PET's pattern hides the premise from a causal LM

@@ -16,7 +16,7 @@ causal, rendered by one template for one tokenizer. Three pieces:
   it made with its rendering as rows; `new_fingerprint` is the key below and the cache file
   `$REPRO_CACHE_DIR/renders/<key>.arrow`, so on a second run `datasets` finds the file, skips the function, and
   the memo is filled from it. The scorer then finds every request in the memo. (Scorers with neither method,
-  the WSC span scorer and CLS-FT, render their evaluation inputs as before.)
+  the WSC span scorer and CLS-FT's labels head, render their evaluation inputs as before.)
 - The key: the task, the role (train/eval), the examples' content (uid, values, label, candidates, group, meta:
   a changed data file changes it), the template (parts, truncation and spacing rules), the tokenizer (a hash of its full
   serialized form, special tokens and library versions), `causal`, `max_length`, the scorer's kind, options,
@@ -213,7 +213,7 @@ class CachedScorer(Scorer):
             return inner.train_items
         if hasattr(inner, "eval_inputs"):
             return inner.eval_inputs  # type: ignore[attr-defined]
-        if hasattr(inner, "render"):  # candidate scorers: one rendering per candidate, as `predict` makes them
+        if hasattr(inner, "render"):  # candidates, CLS-FT's choices: one rendering per candidate, as `predict`
             return lambda examples: [inner.render(ex) for ex in examples]  # type: ignore[attr-defined]
         return None
 

@@ -17,17 +17,19 @@ parsed template of the chosen pattern, max length, eval batch size, and the run'
 
 `Scorer.model` is the module whose `trainable_parameters()` the loop optimises (the prompted LM, or a
 wrapper adding parameters: CLS-FT's head). `describe()` adds what the results should record (verbalizer
-token ids, scoring rule). A scorer raises ConfigError for a method it cannot serve (e.g. CLS-FT on a
-candidate task) and for a pattern/tokenizer combination it cannot score (a multi-token verbalizer word on a
+token ids, scoring rule). A scorer raises ConfigError for a method it cannot serve (a target-less pattern
+on a candidate task) and for a pattern/tokenizer combination it cannot score (a multi-token verbalizer word on a
 masked LM).
 
 Task-side hooks (tasks/base.py) that the engine and scorers honour: `train_examples` (a task's selection or
-augmentation of its training examples; scorers call it in `train_items`), `notes` (copied into every
+augmentation of its training examples; scorers call it in `train_items`; CLS-FT calls
+`classifier_train_examples`), `notes` (copied into every
 result), `eval_fallback` (evaluated when the dev set is absent; the result is marked partial),
 `trained_on` / `diagnostics` (AX-b and AX-g evaluated by the RTE model).
 
 Which module provides a kind's scorer: SCORER_MODULES below (one line per kind); importing that module calls
-`register_scorer(kind, ...)`. `classification.py` (verbalizers, CLS-FT), `candidates.py` (COPA, ReCoRD),
+`register_scorer(kind, ...)`. `classification.py` (verbalizers), `classifier.py` (CLS-FT's head: method style
+`classifier` takes it for every kind), `candidates.py` (COPA, ReCoRD),
 `span.py` (WSC) and `vocab.py` (LAMA) decide what is scored and how it trains; none of them reads the model
 itself: every forward, log-probability and decoding step goes through `repro.core.inference`, so all scorers
 get their numbers the same way. The helpers at the end of this module (`scorer_options`, `require_target`, `training_examples`)
@@ -56,6 +58,7 @@ SCORER_MODULES: dict[str, str] = {
     "candidates": "repro.scorers.candidates",
     "span": "repro.scorers.span",
     "vocab": "repro.scorers.vocab",
+    "classifier": "repro.scorers.classifier",  # CLS-FT, whatever the task's kind (method style `classifier`)
 }
 
 
@@ -134,7 +137,8 @@ def register_scorer(kind: str, factory: ScorerFactory) -> None:
 
 
 def make_scorer(ctx: ScorerContext) -> Scorer:
-    kind = ctx.task.kind
+    """The scorer of the task's kind; CLS-FT's head (method style `classifier`) serves every kind."""
+    kind = "classifier" if ctx.method.style is Style.CLASSIFIER else ctx.task.kind
     if kind not in _FACTORIES:
         module = SCORER_MODULES.get(kind)
         if module is None:
@@ -163,11 +167,10 @@ def scorer_options(ctx: ScorerContext, accepted: tuple[str, ...]) -> dict[str, s
 
 
 def require_target(ctx: ScorerContext) -> None:
-    """Candidate and span tasks read answers at a [MASK] target: refuse CLS-FT and target-less patterns."""
-    if ctx.method.style is Style.CLASSIFIER or not ctx.template.has_target:
+    """Candidate and span tasks read answers at a [MASK] target: refuse a target-less pattern."""
+    if not ctx.template.has_target:
         raise ConfigError(f"task {ctx.task.name!r} ({ctx.task.kind}) is scored through a [MASK] target; "
-                          f"method {ctx.method.name!r} with pattern {ctx.pattern!r} has none (CLS-FT is not offered "
-                          "for COPA, WSC and ReCoRD)")
+                          f"method {ctx.method.name!r} with pattern {ctx.pattern!r} has none")
 
 
 def training_examples(ctx: ScorerContext, examples: Sequence[Example]) -> list[Example]:

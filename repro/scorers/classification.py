@@ -1,4 +1,4 @@
-"""Classification tasks (BoolQ, CB, RTE, WiC, MultiRC, AX-b, AX-g): verbalizer scoring and CLS-FT.
+"""Classification tasks (BoolQ, CB, RTE, WiC, MultiRC, AX-b, AX-g): verbalizer scoring.
 
 Verbalizer scoring (MP, MP-FT, P-tuning, PET's way): each label has one word (`Task.verbalizer`); an
 example's score for a label is
@@ -11,10 +11,7 @@ Words are tokenized as they stand in the pattern (with the leading space where [
 Training: cross-entropy over the labels' scores (PET's `convert_mlm_logits_to_cls_logits` + CE); prediction:
 the best-scoring label.
 
-CLS-FT: a linear head (dropout 0.1, as Hugging Face's sequence classifiers) on the last hidden state at the
-[CLS] position (masked LMs: the first token) or at the last real token (causal LMs), over the plain input
-(`Task.classifier_pattern`, no [MASK]); the LM is fine-tuned with the head, both at the LM's learning rate.
-The head and its model are `repro.core.model.ClassifierLM`.
+CLS-FT (a classification head instead of a verbalizer) is `repro.scorers.classifier`.
 
 This module decides what is scored (labels, words, the rule); every number comes from `repro.core.inference`.
 """
@@ -30,15 +27,12 @@ from torch import nn
 from repro.core.inference import (
     answer_log_probs,
     argmax_candidates,
-    argmax_classes,
     candidate_logits_at_target,
-    classifier_logits,
     summed_answer_log_probs,
 )
-from repro.core.model import ClassifierLM, PromptedLM
+from repro.core.model import PromptedLM
 from repro.core.template import Rendered, word_token_ids
 from repro.errors import ConfigError, DataError
-from repro.methods import Style
 from repro.scorers.base import Scorer, ScorerContext, register_scorer
 from repro.tasks.base import Example
 
@@ -51,7 +45,8 @@ class LabelledItem:
     label: int
 
 
-def _label_indices(ctx: ScorerContext, examples: Sequence[Example]) -> list[int]:
+def label_indices(ctx: ScorerContext, examples: Sequence[Example]) -> list[int]:
+    """Each example's gold label as an index into `Task.labels` (an unlabelled example is a DataError)."""
     labels = list(ctx.task.labels)
     out = []
     for ex in examples:
@@ -87,7 +82,7 @@ class VerbalizerScorer(Scorer):
     def train_items(self, examples: Sequence[Example]) -> list[LabelledItem]:
         items = []
         examples = self.ctx.task.train_examples(examples)
-        for ex, y in zip(examples, _label_indices(self.ctx, examples)):
+        for ex, y in zip(examples, label_indices(self.ctx, examples)):
             if self.single_token:
                 items.append(LabelledItem(self.ctx.render(ex, target_ids=self.word_ids[y]), y))
             else:
@@ -152,40 +147,7 @@ class VerbalizerScorer(Scorer):
         }
 
 
-class ClassifierScorer(Scorer):
-    """CLS-FT over the task's classifier pattern (see the module docstring)."""
-
-    def __init__(self, ctx: ScorerContext) -> None:
-        if ctx.template.has_target:
-            raise ConfigError(f"CLS-FT reads no [MASK]; the classifier pattern of {ctx.task.name!r} has one")
-        self.ctx = ctx
-        self.labels = list(ctx.task.labels)
-        self.model = ClassifierLM(ctx.model, len(self.labels))
-
-    def train_items(self, examples: Sequence[Example]) -> list[LabelledItem]:
-        examples = self.ctx.task.train_examples(examples)
-        return [LabelledItem(self.ctx.render(ex), y) for ex, y in zip(examples, _label_indices(self.ctx, examples))]
-
-    def loss(self, items: list[LabelledItem]) -> torch.Tensor:
-        logits = classifier_logits(self.model, [it.rendered for it in items])
-        gold = torch.tensor([it.label for it in items], device=logits.device)
-        return nn.functional.cross_entropy(logits, gold)
-
-    @torch.no_grad()
-    def predict(self, examples: Sequence[Example], *, desc: str = "eval") -> list[Any]:
-        rendered = [self.ctx.render(ex) for ex in examples]
-        best = argmax_classes(self.model, rendered, batch_size=self.ctx.eval_batch_size, desc=desc,
-                              quiet=self.ctx.quiet)
-        return [self.labels[i] for i in best.tolist()]
-
-    def describe(self) -> dict[str, Any]:
-        where = "last real token" if self.ctx.causal else "first token ([CLS])"
-        return {"scoring": f"linear head on the hidden state of the {where}", "labels": [str(x) for x in self.labels]}
-
-
 def classification_scorer(ctx: ScorerContext) -> Scorer:
-    if ctx.method.style is Style.CLASSIFIER:
-        return ClassifierScorer(ctx)
     return VerbalizerScorer(ctx)
 
 
