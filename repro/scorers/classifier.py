@@ -7,7 +7,7 @@ the task's kind, in two shapes:
   cross-entropy over the labels;
 - **choices** (kind `candidates`, COPA): one input per candidate (the pattern's `{choice}` slot holds it), a
   head with one output scoring each input, cross-entropy over an example's candidates (a multiple-choice
-  head, as Hugging Face's `*ForMultipleChoice` and the SuperGLUE baselines' COPA).
+  head, as Hugging Face's `*ForMultipleChoice`).
 
 The head (dropout 0.1, as Hugging Face's sequence classifiers) reads the last hidden state at the [CLS]
 position (masked LMs: the first token) or at the last real token (causal LMs): `repro.core.model.ClassifierLM`.
