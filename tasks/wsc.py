@@ -100,9 +100,9 @@ class Wsc(Task):
                 raise DataError(f"missing field 'target.{key}'")
         label = label_index(self, row.get("label"), "")
         text = mark_pronoun(str(row["text"]), int(target["span2_index"]), str(target["span2_text"]))
-        pronoun = str(target["span2_text"])
-        values = {"text": text, "pronoun": pronoun, "pronoun_quoted": f"'*{pronoun}*'", "span1": str(target["span1_text"])}
-        return [Example(uid=uid, values=values, label=label, candidates=(str(target["span1_text"]),))]
+        pronoun, span1 = str(target["span2_text"]), str(target["span1_text"])
+        values = {"text": text, "pronoun": pronoun, "pronoun_quoted": f"'*{pronoun}*'", "span1": span1}
+        return [Example(uid=uid, values=values, label=label, candidates=(span1,))]
 
     def train_examples(self, examples: Sequence[Example]) -> list[Example]:
         """PET trains on the positive examples only: the target is the referent, span1_text."""
