@@ -32,6 +32,7 @@ from repro.core.batch import collate, pad_id_of
 from repro.core.inference import (
     EVAL_TOKENS,
     _body_forward,
+    _progress_batches,
     _run_prefixes,
     _select_cache_rows,
     argmax_candidates,
@@ -131,7 +132,7 @@ def candidate_scores(model: PromptedLM, rendered: Sequence[Rendered], candidate_
     scores = torch.empty(len(rendered), len(candidate_ids))
     groups = shared_groups(rendered, min_shared)
     alone = [i for g in groups if not g.cut for i in g.members]
-    for idx, batch in _plain_batches(model, [rendered[i] for i in alone], batch_size, max_tokens):
+    for idx, batch in _progress_batches(model, [rendered[i] for i in alone], batch_size, desc, True, max_tokens):
         scores[[alone[j] for j in idx]] = model.candidate_logits(batch, candidate_ids)[:, 0, :].cpu()
     shared = [g for g in groups if g.cut]
     prefixes = [_prefix_of(rendered[g.members[0]], g.cut) for g in shared]
@@ -145,12 +146,6 @@ def candidate_scores(model: PromptedLM, rendered: Sequence[Rendered], candidate_
             logits = _rest_logits(model, state, rows, [rests[j] for j in chunk], candidate_ids)
             scores[[todo[j][1] for j in chunk]] = logits.cpu()
     return scores
-
-
-def _plain_batches(model: PromptedLM, rendered: list[Rendered], batch_size: int, max_tokens: int):
-    pad = pad_id_of(model.backbone.tokenizer)
-    for idx in length_batches(rendered, batch_size, max_tokens):
-        yield idx, collate([rendered[j] for j in idx], pad)
 
 
 def _rest_logits(model: PromptedLM, state: Any, rows: torch.Tensor, rests: list[Rendered],

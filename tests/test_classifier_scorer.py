@@ -119,15 +119,13 @@ def test_cls_ft_needs_a_classifier_pattern_of_the_right_shape(load_tiny):
     model = PromptedLM(load_tiny("gpt2"), train_backbone=True)
     with pytest.raises(ConfigError, match="task 'record' has no classifier pattern"):
         Record().template("classifier")
-    no_choice = ScorerContext(Copa(), get_method("cls-ft", "superglue"), model,
-                              Template.parse("{premise}", allow_no_target=True), "classifier", 64, 8)
+    def copa_context(pattern: str) -> ScorerContext:  # the parsed template decides, not the pattern's spelling
+        return ScorerContext(Copa(), get_method("cls-ft", "superglue"), model,
+                             Template.parse(pattern, allow_no_target=True), "classifier", 64, 8)
 
-    class NoChoiceCopa(Copa):
-        classifier_pattern = "{premise}"
-
-    no_choice.task = NoChoiceCopa()
     with pytest.raises(ConfigError, match=r"\{choice\} slot"):
-        make_scorer(no_choice)
+        make_scorer(copa_context("{premise}"))
+    assert isinstance(make_scorer(copa_context("{premise} {choice:shorten}")), ChoiceClassifierScorer)
     masked = ScorerContext(Wsc(), get_method("cls-ft", "superglue"), model,
                            Template.parse("{text} [MASK]"), "classifier", 64, 8)
     with pytest.raises(ConfigError, match="CLS-FT reads no \\[MASK\\]"):

@@ -4,8 +4,8 @@
 - `gather_target_log_probs`: each row's target ids picked out of log-probabilities, 0 where padded; every
   answer token's log-probability a scorer uses (verbalizer words, candidates, in training and evaluation) is
   read here (the full-vocabulary cross-entropy `PromptedLM.loss` reduces inside `nll_loss` instead);
-- argmax within a candidate vocabulary (`argmax_candidates`, the prompted LM's sliced-head fast path) and over a
-  classifier head's labels (`argmax_classes`; all its logits: `classifier_scores`);
+- argmax within a candidate vocabulary (`argmax_candidates`, the prompted LM's sliced-head fast path); a
+  classifier head's logits for every input (`classifier_scores`, whose argmax CLS-FT predicts);
 - multi-token answers: plain full forwards (`answer_log_probs`, `summed_answer_log_probs`) and shared forwards
   (`token_log_probs`): a masked LM runs identical inputs once; a causal LM runs the text before the answer once
   and continues every candidate from a copy of its key/value cache;
@@ -131,17 +131,11 @@ def argmax_candidates(model: PromptedLM, rendered: Sequence[Rendered], candidate
                         batch_size, desc, quiet, max_tokens)
 
 
-def argmax_classes(model: ClassifierLM, rendered: Sequence[Rendered], *, batch_size: int = 64, desc: str = "eval",
-                   quiet: bool = False, max_tokens: Optional[int] = EVAL_TOKENS) -> torch.Tensor:
-    """For each example, the index of the classifier head's best label (CLS-FT)."""
-    return _argmax_rows(model, rendered, model.logits, batch_size, desc, quiet, max_tokens)
-
-
 @torch.inference_mode()
 def classifier_scores(model: ClassifierLM, rendered: Sequence[Rendered], *, batch_size: int = 64, desc: str = "eval",
                       quiet: bool = False, max_tokens: Optional[int] = EVAL_TOKENS) -> torch.Tensor:
-    """`(N, labels)` float32 logits of the CLS-FT head for every input, in input order (evaluation; a
-    multiple-choice head compares its inputs' scores across rows)."""
+    """`(N, labels)` float32 logits of the CLS-FT head for every input, in input order (evaluation: a labels
+    head predicts each row's argmax; a multiple-choice head compares its inputs' scores across rows)."""
     model.eval()
     out: Optional[torch.Tensor] = None
     for idx, batch in _progress_batches(model, rendered, batch_size, desc, quiet, max_tokens):

@@ -24,7 +24,7 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 
-from repro.core.inference import argmax_classes, classifier_logits, classifier_scores
+from repro.core.inference import classifier_logits, classifier_scores
 from repro.core.model import ClassifierLM
 from repro.core.template import Rendered
 from repro.errors import ConfigError
@@ -33,6 +33,11 @@ from repro.scorers.classification import LabelledItem, label_indices
 from repro.tasks.base import Example
 
 CHOICE_SLOT = "choice"  # the classifier pattern's slot for one candidate (choice-shaped tasks)
+
+
+def _read_position(ctx: ScorerContext) -> str:
+    """Where the head reads, in the words `describe` uses."""
+    return "last real token" if ctx.causal else "first token ([CLS])"
 
 
 def _classifier_examples(ctx: ScorerContext, examples: Sequence[Example]) -> list[Example]:
@@ -63,13 +68,13 @@ class ClassifierScorer(Scorer):
     @torch.no_grad()
     def predict(self, examples: Sequence[Example], *, desc: str = "eval") -> list[Any]:
         rendered = [self.ctx.render(ex) for ex in examples]
-        best = argmax_classes(self.model, rendered, batch_size=self.ctx.eval_batch_size, desc=desc,
-                              quiet=self.ctx.quiet)
-        return [self.labels[i] for i in best.tolist()]
+        logits = classifier_scores(self.model, rendered, batch_size=self.ctx.eval_batch_size, desc=desc,
+                                   quiet=self.ctx.quiet)
+        return [self.labels[i] for i in logits.argmax(dim=1).tolist()]
 
     def describe(self) -> dict[str, Any]:
-        where = "last real token" if self.ctx.causal else "first token ([CLS])"
-        return {"scoring": f"linear head on the hidden state of the {where}", "labels": [str(x) for x in self.labels]}
+        return {"scoring": f"linear head on the hidden state of the {_read_position(self.ctx)}",
+                "labels": [str(x) for x in self.labels]}
 
 
 @dataclass
@@ -85,7 +90,7 @@ class ChoiceClassifierScorer(Scorer):
     of the best candidates (as the candidate scorer's)."""
 
     def __init__(self, ctx: ScorerContext) -> None:
-        if f"{{{CHOICE_SLOT}}}" not in ctx.task.classifier_pattern:
+        if CHOICE_SLOT not in ctx.template.slots:
             raise ConfigError(f"task {ctx.task.name!r}: its classifier pattern must hold the candidate in a "
                               f"{{{CHOICE_SLOT}}} slot (one input per candidate)")
         self.ctx = ctx
@@ -122,9 +127,8 @@ class ChoiceClassifierScorer(Scorer):
         return self._per_example(scores, [len(inputs) for inputs in per_example]).argmax(dim=1).tolist()
 
     def describe(self) -> dict[str, Any]:
-        where = "last real token" if self.ctx.causal else "first token ([CLS])"
-        return {"scoring": f"linear head (one output) on the hidden state of the {where} of each candidate's "
-                           "input; the best-scoring candidate wins"}
+        return {"scoring": f"linear head (one output) on the hidden state of the {_read_position(self.ctx)} of each "
+                           "candidate's input; the best-scoring candidate wins"}
 
 
 def classifier_scorer(ctx: ScorerContext) -> Scorer:
