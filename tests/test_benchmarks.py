@@ -152,3 +152,22 @@ def test_fewshot_script_time_tables_a_rerun_against_the_committed_files(tmp_path
     assert list(report["tasks"]) == ["cb"]
     assert report["tasks"]["cb"]["speedup"] == pytest.approx(2.0, abs=0.01)
     assert report["tasks"]["cb"]["rerun"]["mean"] == report["tasks"]["cb"]["before"]["mean"]
+
+
+def test_autocast_region_benchmark_times_both_variants_on_real_record_items(load_tiny, shared_data, tmp_path,
+                                                                             restored):
+    """`benchmarks/autocast_region.py` on a tiny Llama (LM trained in bf16 autocast) and real FewGLUE ReCoRD
+    items: both variants give the same loss and predictions (the same casts), gradients close but not equal."""
+    bench = _script("autocast_region")
+    torch.set_num_threads(1)
+    scorer, task = bench.build("unused", "record", backbone=load_tiny("llama"))
+    assert isinstance(scorer.model.precision(), torch.autocast)  # a trained LM in bf16
+    result = bench.measure(scorer, task, shared_data, items=2, examples=4, rounds=1)
+    assert result["train_items"] == 2 and result["eval_examples"] == 4 and result["eval_file"] == "dev32.jsonl"
+    assert all(len(result["seconds"][part][v]) == 1 for part in ("train", "eval") for v in bench.VARIANTS)
+    assert result["loss"]["plain"] == result["loss"]["outer"]
+    assert result["same_predictions"]
+    assert 0 < result["relative_grad_difference"] < 0.05
+    report = {"task": "record", "backbone": "tiny", "cpu": "cpu", "threads": 1, "commit": None,
+              "load_average_before": 0.0, "load_average_after": 0.0, **result, "command": "x"}
+    assert "loss + backward, 2 items" in bench.format_report(report)
