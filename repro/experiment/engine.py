@@ -23,6 +23,7 @@ import torch
 from repro import pet_decoding, shared_prefix
 from repro.core import distributed
 from repro.core.backbone import Backbone, load_backbone
+from repro.core.cpu_rates import slow_dtype_note
 from repro.core.model import PromptedLM
 from repro.core.template import Rendered, Template
 from repro.core.training import TrainConfig, TrainOutcome, set_seed, train
@@ -89,6 +90,9 @@ class Workspace:
             distributed.check_batch_size(config.train.batch_size)
         self.device = distributed.setup(self.device)  # launched data-parallel: join the processes, take a GPU each
         record = RunRecord(dtype=config.lm_dtype(config.method_entry), device=self.device)
+        note = slow_dtype_note(record.dtype, self.device)
+        if note:
+            print(note, file=sys.stderr)
         root = data_root(self.root)
         backbone = backbone or load_backbone(config.backbone)
         backbone.model.to(self.device)
