@@ -28,7 +28,7 @@ import statistics
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, ContextManager, Optional
 
 import torch
 
@@ -36,7 +36,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.machine import write_report  # noqa: E402
-from repro.core.backbone import load_backbone  # noqa: E402
+from repro.core.backbone import Backbone, load_backbone  # noqa: E402
 from repro.core.training import training_kernels  # noqa: E402
 from repro.data import data_root  # noqa: E402
 from repro.experiment import engine  # noqa: E402
@@ -49,7 +49,8 @@ from repro.tasks.registry import get_task  # noqa: E402
 VARIANTS = ("plain", "outer")
 
 
-def build(backbone_name: str, task_name: str, method_name: str = "ptuning", backbone=None):
+def build(backbone_name: str, task_name: str, method_name: str = "ptuning",
+          backbone: Optional[Backbone] = None) -> tuple[Any, Any]:
     """The scorer a few-shot seed 42 of the `cpu` preset trains (fresh encoder, LM trained)."""
     backbone = backbone or load_backbone(backbone_name)
     task = get_task(task_name)
@@ -61,7 +62,8 @@ def build(backbone_name: str, task_name: str, method_name: str = "ptuning", back
                                quiet=True), task
 
 
-def region(model, variant: str):
+def region(model, variant: str) -> ContextManager:
+    """The engine's own regions (`plain`), or one more around them all (`outer`)."""
     return model.precision() if variant == "outer" else contextlib.nullcontext()
 
 
