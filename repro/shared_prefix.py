@@ -132,7 +132,8 @@ def candidate_scores(model: PromptedLM, rendered: Sequence[Rendered], candidate_
     scores = torch.empty(len(rendered), len(candidate_ids))
     groups = shared_groups(rendered, min_shared)
     alone = [i for g in groups if not g.cut for i in g.members]
-    for idx, batch in _progress_batches(model, [rendered[i] for i in alone], batch_size, desc, True, max_tokens):
+    for idx, batch in _progress_batches(model, [rendered[i] for i in alone], batch_size, desc, quiet=True,
+                                        max_tokens=max_tokens):
         scores[[alone[j] for j in idx]] = model.candidate_logits(batch, candidate_ids)[:, 0, :].cpu()
     shared = [g for g in groups if g.cut]
     prefixes = [_prefix_of(rendered[g.members[0]], g.cut) for g in shared]
