@@ -17,27 +17,19 @@ from __future__ import annotations
 import json
 import resource
 import statistics
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
+from repro.core.cpu_rates import matmul_gflops
 from repro.results import cpu_model  # noqa: F401  (re-exported: the benchmarks print it)
 
 
 def matmul_peak_gflops(dtype: torch.dtype, size: int = 4096, repeats: int = 8) -> float:
-    """GFLOP/s of a `size`-square GEMM in `dtype` on the current threads (median of `repeats` timed runs)."""
-    a = torch.randn(size, size).to(dtype)
-    b = torch.randn(size, size).to(dtype)
-    for _ in range(2):
-        a @ b
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        a @ b
-        times.append(time.perf_counter() - start)
-    return 2 * size**3 / statistics.median(times) / 1e9
+    """GFLOP/s of a `size`-square GEMM in `dtype` on the current threads (median of `repeats` timed runs after
+    two warm-ups)."""
+    return matmul_gflops(dtype, rows=size, inner=size, cols=size, reps=repeats, warmups=2, statistic=statistics.median)
 
 
 @dataclass(frozen=True)

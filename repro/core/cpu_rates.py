@@ -9,7 +9,7 @@ takes an hour in float32 takes well over a day. `Workspace.open` prints `slow_dt
 from __future__ import annotations
 
 import time
-from typing import Optional
+from typing import Callable, Optional
 
 import torch
 
@@ -18,19 +18,22 @@ from repro.core.backbone import COMPUTE_DTYPES
 SLOW_FACTOR = 4.0  # a dtype this many times slower than float32 gets a note (float16's fallback is ~35x)
 
 
-def matmul_gflops(dtype: torch.dtype, *, rows: int = 64, inner: int = 576, cols: int = 1536, reps: int = 3) -> float:
-    """GFLOP/s of a (rows x inner) @ (inner x cols) product in `dtype` on the CPU, best of `reps` after one
-    warm-up (the default shape: a small LM's projection on a short batch; ~60 MFLOP, well under a second even
-    on float16's slow path)."""
+def matmul_gflops(dtype: torch.dtype, *, rows: int = 64, inner: int = 576, cols: int = 1536, reps: int = 3,
+                  warmups: int = 1, statistic: Callable[[list[float]], float] = min) -> float:
+    """GFLOP/s of a (rows x inner) @ (inner x cols) product in `dtype` on the current threads, over `reps` timed
+    runs after `warmups` (`statistic` of their times: the best by default). The default shape is a small LM's
+    projection on a short batch (~60 MFLOP, well under a second even on float16's slow path); the benchmarks'
+    peak (`benchmarks/machine.py`) times a large square GEMM with the same loop."""
     a = torch.randn(rows, inner).to(dtype)
     b = torch.randn(inner, cols).to(dtype)
-    a @ b
-    best = float("inf")
+    for _ in range(warmups):
+        a @ b
+    times = []
     for _ in range(reps):
         start = time.perf_counter()
         a @ b
-        best = min(best, time.perf_counter() - start)
-    return 2 * rows * inner * cols / max(best, 1e-9) / 1e9
+        times.append(time.perf_counter() - start)
+    return 2 * rows * inner * cols / max(statistic(times), 1e-9) / 1e9
 
 
 def slow_dtype_note(dtype: str, device: str) -> Optional[str]:
