@@ -40,7 +40,7 @@ from repro.core.backbone import Backbone, load_backbone  # noqa: E402
 from repro.core.training import training_kernels  # noqa: E402
 from repro.data import data_root  # noqa: E402
 from repro.experiment import engine  # noqa: E402
-from repro.experiment.superglue import default_variant  # noqa: E402
+from repro.experiment.superglue import default_variant, eval_file as eval_file_of  # noqa: E402
 from repro.experiment.superglue_config import SuperGLUEConfig  # noqa: E402
 from repro.methods import get_method  # noqa: E402
 from repro.results import cpu_model, git_commit  # noqa: E402
@@ -100,9 +100,7 @@ def alternate(rounds: int, run: Callable[[str], Any]) -> tuple[dict[str, list[fl
 
 def measure(scorer, task, root: Path, items: int, examples: int, rounds: int) -> dict[str, Any]:
     train_file = root / task.files().train("fewshot")
-    eval_file = root / task.files().eval
-    if not eval_file.is_file():  # ReCoRD's dev set is not in the mirror: its dev32 stands in
-        eval_file = root / task.files().dev("fewshot")
+    eval_file = root / eval_file_of(task, root)  # the engine's choice (ReCoRD: its dev32, the dev set is missing)
     train_items = scorer.train_items(task.read(train_file))[:items]
     eval_examples = task.read(eval_file)[:examples]
     train_s, trained = alternate(rounds, lambda v: training_loss(scorer, train_items, v))
