@@ -125,6 +125,40 @@ def test_changed_data_file_recomputes(load_tiny, shared_data, tmp_path, capsys):
     assert summary["relations"]["P36"]["kept"] + summary["relations"]["P36"]["dropped"] == len(lines) - 5
 
 
+def test_an_edit_to_the_training_code_recomputes_and_says_why(load_tiny, shared_data, tmp_path, monkeypatch, capsys):
+    """Reliability: a finished unit made by other training code (loop, model, encoder, task files) is not reused.
+    The version hashes the code of a copy of the project's files: a docstring edit keeps it, a code edit moves it."""
+    import repro.results
+    from repro.experiment import fingerprints
+
+    copy = tmp_path / "project"
+    for part in fingerprints.TRAINING_CODE + fingerprints.SCORER_CODE:
+        source = PROJECT_ROOT / part
+        (copy / part).parent.mkdir(parents=True, exist_ok=True)
+        (shutil.copytree if source.is_dir() else shutil.copy)(source, copy / part)
+    monkeypatch.setattr(repro.results, "PROJECT_ROOT", copy)
+    code_version.cache_clear()
+    try:
+        before = code_version(fingerprints.TRAINING_CODE)
+        assert before != code_version()  # its own hash, beside the scorer's
+        cb = copy / "tasks" / "cb.py"
+        cb.write_text(cb.read_text().replace('"""', '"""Edited docstring. ', 1))
+        code_version.cache_clear()
+        assert code_version(fingerprints.TRAINING_CODE) == before
+        _run(load_tiny, _config(relations=["P36"]), shared_data, tmp_path / "r")
+        capsys.readouterr()
+        cb.write_text(cb.read_text() + "\nEDITED = 1\n")
+        code_version.cache_clear()
+        assert code_version(fingerprints.TRAINING_CODE) != before
+        _run(load_tiny, _config(relations=["P36"]), shared_data, tmp_path / "r")
+    finally:
+        code_version.cache_clear()
+    assert "recomputing 1 relation(s) (P36): training code changed" in capsys.readouterr().err
+    old = {"training_code": "a", "threads": 1}
+    assert differences({"threads": 1}, old) == "training code not recorded before"
+    assert differences(old, {**old, "training_code": "b"}) == "training code changed"
+
+
 class Interrupted(Exception):
     pass
 

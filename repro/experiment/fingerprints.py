@@ -4,7 +4,8 @@ A finished unit (a LAMA relation, a SuperGLUE seed) is reused, and an interrupte
 field that changes its numbers is the same: the run config (method, preset, data subset sizes, dtype, training
 and fidelity settings), the torch thread count and device kind (both change floating-point sums: RTE MP 52.71
 with 1 thread, 51.62 with 2), the world size of a data-parallel run in reduced precision (`engine.processes_field`),
-the code version of the scoring path, and the sha256 of every data file the unit reads. A mismatch recomputes, and `differences` says in one line which fields differ.
+the code versions of the scoring path and of the path that builds inputs and trains, and the sha256 of every data
+file the unit reads. A mismatch recomputes, and `differences` says in one line which fields differ.
 
 Data hashes are cached per (path, mtime, size) in memory and in `$REPRO_CACHE_DIR/file-sha256.json`, so a
 rerun does not reread the data. The code version hashes the scoring modules' syntax trees without docstrings:
@@ -27,6 +28,15 @@ from repro.atomic import atomic_write_json
 # The modules that turn LM outputs into predictions and scores (repro/core/inference.py, the scorers): the
 # "scorer code version" of a result. Relative to the project root.
 SCORER_CODE = ("repro/core/inference.py", "repro/scorers")
+# The modules that read the data, build the model's inputs, train and select (dev checks, early stopping): the
+# "training code version". Without it an edit to the training loop, the model wrapper, the prompt encoder, a
+# run's selection or a task's patterns would leave finished units reusable and checkpoints resumable under code
+# that no longer makes their numbers. Every unit carries it (an MP unit trains nothing but reads its inputs
+# through the template and the task files), so any code edit here recomputes (a comment or docstring does not).
+TRAINING_CODE = ("repro/data.py", "repro/methods.py", "repro/core/backbone.py", "repro/core/batch.py",
+                 "repro/core/encoder_stack.py", "repro/core/joint.py", "repro/core/model.py",
+                 "repro/core/template.py", "repro/core/training.py", "repro/experiment/joint.py",
+                 "repro/experiment/lama.py", "repro/experiment/superglue.py", "repro/ptuning", "tasks")
 _CACHE_NAME = "file-sha256.json"
 _memory: dict[str, dict[str, Any]] = {}
 
@@ -122,7 +132,8 @@ def unit_fields(config: Mapping[str, Any], *, threads: int, device: str, data: M
     world size of a data-parallel run where it changes the numbers (`engine.processes_field`); absent when 1,
     so a one-process unit's fields are what they were before data-parallel runs existed."""
     fields = {"config": dict(config), "threads": int(threads), "device": device_kind(device),
-              "scorer_code": code_version(), "python": f"{sys.version_info.major}.{sys.version_info.minor}",
+              "scorer_code": code_version(), "training_code": code_version(TRAINING_CODE),
+              "python": f"{sys.version_info.major}.{sys.version_info.minor}",
               "data": dict(data)}
     if processes > 1:
         fields["processes"] = int(processes)
@@ -162,8 +173,10 @@ def differences(old: Optional[Mapping[str, Any]], new: Mapping[str, Any], limit:
         if key.startswith("data."):
             state = "added" if key not in a else "missing" if key not in b else "changed"
             changed.append(f"data file {key[5:]} {state}")
-        elif key == "scorer_code":
-            changed.append("scorer code changed")
+        elif key in ("scorer_code", "training_code"):
+            what = key.replace("_", " ")
+            state = "not recorded before" if key not in a else "not recorded now" if key not in b else "changed"
+            changed.append(f"{what} {state}")
         else:
             changed.append(f"{name} {a.get(key, '<absent>')} -> {b.get(key, '<absent>')}")
     if not changed:

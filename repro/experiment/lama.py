@@ -12,7 +12,7 @@ Seeds (`--seeds 3`: 34, 35, 36): the authors' seed 34 writes its relation files 
 other seed S in its `seed<S>/` folder inside it; the one `summary.json` holds every seed's macro and micro P@1
 and their mean ± std (`statistics.stdev`, as SuperGLUE's), and per relation the mean, std and per-seed P@1.
 A finished relation is reused only when every field that decides its numbers matches
-(`repro.experiment.fingerprints`: config, threads, device kind, scorer code, data file hashes); otherwise it is
+(`repro.experiment.fingerprints`: config, threads, device kind, scorer and training code, data file hashes); otherwise it is
 recomputed and the run says why. An interrupted relation resumes from its checkpoint in the run folder's
 `.resume/<fingerprint>/` with the same numbers.
 

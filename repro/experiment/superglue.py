@@ -18,7 +18,7 @@ computes the loss and predicts.
 
 Resume: each finished seed is a small JSON in the run folder's resume state
 (`<results>/superglue/<setting>/<backbone>/<method>/.resume/<task>/<fingerprint>/`), keyed by every field that
-decides its numbers (`repro.experiment.fingerprints`: config, threads, device kind, scorer code, sha256 of the
+decides its numbers (`repro.experiment.fingerprints`: config, threads, device kind, scorer and training code, sha256 of the
 data files read); a rerun reuses it and says so, a run of other settings uses another folder and says why.
 A task's result holds every finished seed of its settings and pattern there, so a run of fewer seeds never
 shrinks it. With `checkpoint` on, an interrupted seed also
