@@ -159,6 +159,30 @@ def test_an_edit_to_the_training_code_recomputes_and_says_why(load_tiny, shared_
     assert differences(old, {**old, "training_code": "b"}) == "training code changed"
 
 
+def test_an_installed_copy_hashes_its_code_as_the_checkout_does(tmp_path, monkeypatch):
+    """An installed package holds tasks/ as repro/tasks (pyproject's package-dir): the training-code version is
+    found there and equals the checkout's, so results made from either layout are reusable by the other."""
+    import repro.results
+    from repro.experiment import fingerprints
+
+    checkout = code_version(fingerprints.TRAINING_CODE)
+    installed = tmp_path / "site-packages"
+    for part in fingerprints.TRAINING_CODE + fingerprints.SCORER_CODE:
+        source, target = PROJECT_ROOT / part, installed / ("repro/tasks" if part == "tasks" else part)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        (shutil.copytree if source.is_dir() else shutil.copy)(source, target)
+    assert not (installed / "tasks").exists()
+    monkeypatch.setattr(repro.results, "PROJECT_ROOT", installed)
+    code_version.cache_clear()
+    try:
+        assert code_version(fingerprints.TRAINING_CODE) == checkout
+        (installed / "repro/tasks/cb.py").write_text("EDITED = 1\n")
+        code_version.cache_clear()
+        assert code_version(fingerprints.TRAINING_CODE) != checkout  # the installed tasks are read, not skipped
+    finally:
+        code_version.cache_clear()
+
+
 class Interrupted(Exception):
     pass
 

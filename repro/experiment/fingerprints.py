@@ -119,9 +119,12 @@ def code_version(parts: tuple[str, ...] = SCORER_CODE) -> str:
     digest = hashlib.sha256()
     for part in parts:
         path = PROJECT_ROOT / part
+        if not path.exists() and part == "tasks":  # an installed package holds the checkout's tasks/ as repro/tasks
+            path = PROJECT_ROOT / "repro" / "tasks"
         files = sorted(path.rglob("*.py")) if path.is_dir() else [path]
-        for file in files:
-            digest.update(file.relative_to(PROJECT_ROOT).as_posix().encode())
+        for file in files:  # named as in the checkout, so an installed copy of the same code hashes the same
+            name = Path(part) / file.relative_to(path) if path.is_dir() else Path(part)
+            digest.update(name.as_posix().encode())
             digest.update(_without_docstrings(file.read_text(encoding="utf-8")).encode())
     return digest.hexdigest()[:16]
 
