@@ -132,3 +132,50 @@ def test_bfloat16_frozen_backbone_scores_close_to_float32(load_tiny):
         low = PromptedLM(b16, dtype="bfloat16").target_logits(batch)
     assert b16.model.dtype == torch.bfloat16 and low.dtype == torch.float32
     assert (ref - low).abs().max() < 0.05 * ref.abs().max() + 0.05
+
+
+def _fused_adam_step(params, loss) -> None:
+    """One step of the optimizer the training loop builds (fused AdamW), which leaves `_version` unchanged."""
+    optimizer = torch.optim.AdamW(params, lr=0.5, fused=True)
+    loss.backward()
+    optimizer.step()
+
+
+def test_a_trained_head_scores_candidates_with_its_current_weights(load_tiny):
+    """Dev checks during training read the candidates' logits through a sliced head: after an optimizer step
+    they must equal the full head's logits of the updated model, not those of the first check."""
+    backbone = load_tiny("gpt2")
+    template = _template(backbone)
+    model = PromptedLM(backbone, _encoder(backbone, template), train_backbone=True)
+    batch = _batch(backbone, template)
+    candidates = torch.tensor([5, 17, 42, 99, 100])
+    model.eval()
+    with torch.no_grad():
+        before = model.candidate_logits(batch, candidates)
+    model.train()
+    _fused_adam_step([p for ps in model.trainable_parameters().values() for p in ps], model.loss(batch))
+    model.eval()
+    with torch.no_grad():
+        after, full = model.candidate_logits(batch, candidates), model.target_logits(batch)[..., candidates]
+    assert not torch.allclose(after, before)
+    torch.testing.assert_close(after, full, atol=1e-5, rtol=1e-5)
+
+
+def test_an_encoder_stack_gives_fresh_prompts_after_a_training_step(load_tiny):
+    """The joint stack keeps its prompt table through an evaluation pass only: a step between two passes (here
+    on the encoders directly, not through the stack) must show in the next pass's table."""
+    from repro.core.encoder_stack import EncoderStack
+
+    backbone = load_tiny("gpt2")
+    template = _template(backbone)
+    stack = EncoderStack([_encoder(backbone, template), _encoder(backbone, template)])
+    stack.eval()
+    with torch.no_grad():
+        first = stack.prompts().clone()
+    _fused_adam_step(list(stack.parameters()), sum(e.prompts().sum() for e in stack.encoders))
+    stack.train()
+    stack.eval()
+    with torch.no_grad():
+        second = stack.prompts()
+    assert not torch.allclose(first, second)
+    torch.testing.assert_close(second, torch.cat([e.prompts() for e in stack.encoders]).detach())

@@ -85,6 +85,12 @@ class EncoderStack(nn.Module):
         finally:
             self._held = None
 
+    def train(self, mode: bool = True) -> "EncoderStack":
+        # A mode switch ends an evaluation pass: the fused Adam step leaves the parameters' version counters as
+        # they were, so the cache key alone cannot tell that a training step happened in between.
+        self._cache = None
+        return super().train(mode)
+
     def prompts(self) -> torch.Tensor:
         """`(sum of sizes, token_dim)`: each active encoder's prompts in its block, zeros for the others."""
         if self._held is not None:

@@ -148,6 +148,13 @@ class PromptedLM(nn.Module):
         return torch.nn.functional.nll_loss(log_probs.flatten(0, 1), gold, ignore_index=-100)
 
     def _sliced_head(self, head: nn.Linear, candidate_ids: torch.Tensor):
+        """The head's rows of `candidate_ids`, kept between calls only for a frozen head. A trained head is sliced
+        afresh each call: the fused Adam step updates weights without bumping their version counter, so a cache
+        keyed on the version served the rows of the first dev check to every later one (selection scores of a
+        trained LM drifted from what its restored state scores)."""
+        if head.weight.requires_grad:
+            weight = head.weight.detach()[candidate_ids]
+            return weight, head.bias.detach()[candidate_ids] if head.bias is not None else None
         key = (candidate_ids.data_ptr(), candidate_ids.numel(), head.weight.data_ptr(), head.weight._version)
         if key not in self._candidate_cache:
             self._candidate_cache.clear()
