@@ -408,3 +408,43 @@ def test_encoder_none_through_the_cli(shared_data, tmp_path, tiny_dirs, monkeypa
     data = json.loads(next((tmp_path / "results" / "superglue" / "fewshot").glob(f"*/{method}-none/cb.json")).read_text())
     assert data["config"]["encoder"] == "none" and data["config"]["method"] == method
     assert all(t["steps"] == 2 for t in data["training"].values()) and list(data["seeds"]) == ["42", "43"]
+
+
+@pytest.mark.parametrize("method", ["ptuning", "mp-ft"])
+def test_every_dev_check_scores_what_a_fresh_copy_of_the_model_scores(shared_data, tmp_path, tiny, monkeypatch,
+                                                                       method):
+    """Selection reads dev checks taken between optimizer steps; whatever a model keeps between calls (sliced
+    heads, prompt tables) must not outlive a step. Each check's candidate logits are compared with those of a
+    deep copy of the scorer, which starts with empty caches."""
+    import copy
+
+    from repro.experiment import engine
+
+    predict, head_logits = engine.predict, PromptedLM.hidden_candidate_logits
+    logits: list[torch.Tensor] = []
+    checks: list[tuple[torch.Tensor, torch.Tensor]] = []
+
+    def recorded_head_logits(self, hidden, candidate_ids):
+        logits.append(head_logits(self, hidden, candidate_ids))
+        return logits[-1]
+
+    def predict_and_compare(scorer, examples, desc):
+        if desc != "dev":
+            return predict(scorer, examples, desc)
+        logits.clear()
+        predictions = predict(scorer, examples, desc)
+        ours = torch.cat(logits)
+        logits.clear()
+        assert predict(copy.deepcopy(scorer), examples, desc) == predictions
+        checks.append((ours, torch.cat(logits)))
+        return predictions
+
+    monkeypatch.setattr(PromptedLM, "hidden_candidate_logits", recorded_head_logits)
+    monkeypatch.setattr(engine, "predict", predict_and_compare)
+    train = {"max_steps": 6, "eval_every_steps": 2, "lr_backbone": 1e-2, "lr_encoder": 1e-2, "patience": 99}
+    config = tiny_config("cb", method, train=train)
+    config.max_dev, config.max_train = 32, 16
+    run(config, shared_data, tmp_path, tiny("llama"))
+    assert len(checks) == 3 and not torch.allclose(checks[0][0], checks[-1][0])  # the model moved between checks
+    for ours, fresh in checks:
+        torch.testing.assert_close(ours, fresh, atol=1e-6, rtol=1e-6)

@@ -182,6 +182,8 @@ class CachedScorer(Scorer):
         self._filled: dict[tuple[str, int], Sequence[Example]] = {}  # kept, so that an id stays its list's
 
     def __getattr__(self, name: str) -> Any:  # only for names the wrapper lacks
+        if "inner" not in self.__dict__:  # a copy being built (copy.deepcopy, pickle) asks before `inner` is set
+            raise AttributeError(name)
         return getattr(self.__dict__["inner"], name)
 
     def train_items(self, examples: Sequence[Example]) -> list[Any]:
