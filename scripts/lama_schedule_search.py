@@ -106,11 +106,14 @@ def main() -> int:
 
     out = Path(args.out)
     report = json.loads(out.read_text()) if out.exists() else {}
+    invocation = "python scripts/lama_schedule_search.py " + shlex.join(sys.argv[1:])
+    for earlier in report.get("candidates", {}).values():  # files from before candidates kept their invocation
+        earlier.setdefault("invocation", report.get("command", ""))
     report.update({
         "what": f"LAMA P-tuning schedule candidates on {args.backbone} ({args.preset} preset, vocab {args.vocab}), "
                 "compared on each relation's best dev P@1 (64 seeded dev facts), averaged over relations, then "
                 "over seeds; test P@1 not consulted",
-        "command": "python scripts/lama_schedule_search.py " + shlex.join(sys.argv[1:]),
+        "command": invocation,  # the latest; each candidate keeps the invocation that recorded it
         "cpu": cpu_model(),
         "seeds": seeds,
     })
@@ -132,7 +135,8 @@ def main() -> int:
                 differs.update(_differences(training, preset_train, preset_encoder))
                 seconds += training["wall_time_s"] or 0.0
         source = {"read_from": folder} if folder else {"flags": flag_text, "results": str(Path(args.scratch) / name)}
-        candidates[name] = {**source, **summarise(best, seeds), "computed_at": sorted(commits),
+        candidates[name] = {**source, **summarise(best, seeds), "invocation": invocation,
+                            "computed_at": sorted(commits),
                             "train_settings_unlike_the_preset_now": differs,
                             "commands": sorted(commands),
                             "recorded_wall_s_all_seeds": round(seconds, 1),

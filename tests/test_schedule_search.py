@@ -52,7 +52,12 @@ def test_search_records_each_relations_best_dev_per_seed_and_the_report_shows_th
         assert candidate["mean_best_dev_p_at_1"] == round(statistics.mean(per_seed.values()), 2)
         assert "p_at_1" not in json.dumps(candidate).replace("best_dev_p_at_1", "")  # test scores are never read
 
-    # a finished run read back (--from-run) gives the same dev scores
+    # a finished run read back (--from-run) gives the same dev scores; candidates of a file written before
+    # candidates kept their invocation get the file's command, before a new one replaces it
+    first_command = search["command"]
+    for c in search["candidates"].values():
+        del c["invocation"]
+    out.write_text(json.dumps(search))
     _search([*common, "--from-run", f"again={scratch / 'fast' / 'lama' / 'gpt2' / 'ptuning-29k'}"], monkeypatch)
     search = json.loads(out.read_text())
     assert search["candidates"]["again"]["best_dev_p_at_1"] == search["candidates"]["fast"]["best_dev_p_at_1"]
@@ -62,6 +67,11 @@ def test_search_records_each_relations_best_dev_per_seed_and_the_report_shows_th
     fast = search["candidates"]["fast"]
     assert f"{fast['mean_best_dev_p_at_1']:.2f} ± {fast['std_over_seeds']:.2f}" in section
     assert "Rule: the highest mean best dev P@1" in section
+    assert search["candidates"]["fast"]["invocation"] == first_command  # each keeps the run that made it
+    assert first_command.count("--candidate") == 2 and search["command"] != first_command
+    assert "--from-run again=" in search["candidates"]["again"]["invocation"]
+    for name in ("fast", "again"):  # a later invocation does not hide the earlier one
+        assert f"`{search['candidates'][name]['invocation']}`" in section
     again = next(line for line in section.splitlines() if line.startswith("| again |"))
     assert "lr_encoder 0.03" in again and "max_steps 4" in again  # read from its files' configs against the preset
     for data in map(json.loads, map(Path.read_text, (scratch / "fast").rglob("P*.json"))):

@@ -19,16 +19,19 @@ def schedules_section(results_dir: Path) -> str:
 
 def _table(path: Path, search: dict[str, Any], results_dir: Path) -> str:
     seeds = ", ".join(str(s) for s in search.get("seeds", []))
+    candidates = search.get("candidates", {})
+    invocations = list(dict.fromkeys(c.get("invocation", search.get("command", "")) for c in candidates.values()))
+    made_by = "; ".join(f"`{command}`" for command in invocations or [search.get("command", "")])
     rows = [
         f"`{path.relative_to(results_dir.parent).as_posix()}`: {search.get('what', '')}; seeds {seeds}; "
-        f"CPU {search.get('cpu', 'unknown')}; `{search.get('command', '')}`.",
+        f"CPU {search.get('cpu', 'unknown')}; {made_by}.",
         "",
         "| candidate | training settings unlike the preset's now | mean best dev P@1 (± std over seeds) | per seed | relations at dev "
         "P@1 0, per seed | recorded wall, all seeds | computed at |",
         "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     chosen = search.get("chosen")
-    for name, c in search.get("candidates", {}).items():
+    for name, c in candidates.items():
         settings = _settings(c)
         label = f"**{name} (chosen)**" if name == chosen else name
         per_seed = " / ".join(f"{v:.1f}" for v in c["per_seed"].values())
