@@ -2,7 +2,7 @@
 # The main job: LAMA P@1 with the manual prompt (MP) and with P-tuning on the default backbone, over the
 # 41 T-REx relations, then per relation and method: ours now | the committed reference (results/) | the paper.
 #
-#   bash scripts/reproduce_lama.sh                        # smollm2-135m, CPU preset (under 10 minutes on 2 idle cores, setup included)
+#   bash scripts/reproduce_lama.sh                        # smollm2-135m, CPU preset (2 idle cores, setup included: 8-10 min on an Intel Xeon with AMX, 18 on an AMD EPYC)
 #   bash scripts/reproduce_lama.sh --backbone gpt2-medium --preset paper      # the paper's settings (GPU)
 #   bash scripts/reproduce_lama.sh --methods mp,ft,mp+ft,ptuning --relations P17,P19 --vocab 34k
 #
