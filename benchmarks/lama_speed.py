@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib.util
 import json
 import statistics
 import subprocess
@@ -233,6 +234,9 @@ def main() -> int:
     parser.add_argument("--variant", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "lama_speed.json"))
     args = parser.parse_args()
+    if importlib.util.find_spec("peft") is None:  # needed by the last part: say so before minutes of evaluation
+        parser.error("the training-step comparison needs peft, which the main job's environment leaves out: "
+                     ".venv/bin/python -m pip install -c constraints.txt peft (the test environment has it)")
     torch.set_num_threads(args.threads)
     if args.variant:
         print(json.dumps(run_variant(args.variant, args)))

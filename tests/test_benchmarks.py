@@ -5,8 +5,9 @@ backbone and the real LAMA files, in fp32, where joint and separate training mus
 from __future__ import annotations
 
 import argparse
-import json
 import importlib.util
+import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -85,6 +86,17 @@ def test_lama_speed_training_step_variants_train_on_a_tiny_llama(load_tiny, shar
         step = bench.make_train_step(name, load_tiny("llama"), shared_data, 4, "mlp")
         first, second = step(), step()
         assert torch.isfinite(torch.tensor([first, second])).all() and first != second, name
+
+
+def test_lama_speed_refuses_to_start_without_peft(monkeypatch, capsys, restored):
+    """The PEFT step is timed last, after minutes of evaluation: without peft (the main job's environment leaves
+    it out) the script stops at once and says how to install it, instead of failing at the end."""
+    bench = _script("lama_speed")
+    monkeypatch.setitem(sys.modules, "peft", None)  # importlib finds no peft
+    monkeypatch.setattr("sys.argv", ["lama_speed.py", "--limit", "1000"])
+    with pytest.raises(SystemExit) as stopped:
+        bench.main()
+    assert stopped.value.code == 2 and "pip install -c constraints.txt peft" in capsys.readouterr().err
 
 
 def test_length_parts_benchmark_cuts_real_rte_batches_to_less_padding(tiny_dirs, shared_data, tmp_path, restored):
