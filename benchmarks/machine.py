@@ -18,12 +18,13 @@ import json
 import resource
 import statistics
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
 
 from repro.core.cpu_rates import matmul_gflops
-from repro.results import cpu_model  # noqa: F401  (re-exported: the benchmarks print it)
+from repro.results import cpu_model, git_commit
 
 
 def matmul_peak_gflops(dtype: torch.dtype, size: int = 4096, repeats: int = 8) -> float:
@@ -64,10 +65,14 @@ def rate_line(label: str, flops: float, seconds: float, peak_gflops: float) -> s
 
 
 def write_report(out: str | Path, report: dict, text: str) -> None:
-    """The benchmark's figures as JSON at `out` and its printed table next to it (.txt); prints the table."""
+    """The benchmark's figures as JSON at `out` and its printed table next to it (.txt); prints the table. The
+    JSON names the code, CPU and date it was measured with, as every result file does (a benchmark that records
+    its own keeps them)."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2) + "\n")
+    stamped = {"commit": git_commit(), "cpu": cpu_model(),
+               "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"), **report}
+    out.write_text(json.dumps(stamped, indent=2) + "\n")
     out.with_suffix(".txt").write_text(text + "\n")
     print(text)
 

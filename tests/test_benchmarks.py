@@ -183,3 +183,18 @@ def test_autocast_region_benchmark_times_both_variants_on_real_record_items(load
     report = {"task": "record", "backbone": "tiny", "cpu": "cpu", "threads": 1, "commit": None,
               "load_average_before": 0.0, "load_average_after": 0.0, **result, "command": "x"}
     assert "loss + backward, 2 items" in bench.format_report(report)
+
+
+def test_benchmark_reports_name_the_commit_cpu_and_date(tmp_path, capsys):
+    """Every benchmark's JSON says which code, CPU and day measured it (the Intel figures of 2026-12-04 had to be
+    dated in REPRODUCING by hand); a benchmark that records its own commit keeps it."""
+    _script("lama_speed")  # puts the checkout on the path, as the scripts run
+    from benchmarks.machine import cpu_model, write_report
+    write_report(tmp_path / "bench.json", {"rate": 1.0}, "table")
+    written = json.loads((tmp_path / "bench.json").read_text())
+    assert written["rate"] == 1.0 and written["cpu"] == cpu_model()
+    assert written["commit"] and len(written["commit"].removesuffix("-dirty")) == 40
+    assert written["date"].endswith(" UTC") and written["date"][:4].isdigit()
+    write_report(tmp_path / "own.json", {"commit": "abc"}, "table")
+    assert json.loads((tmp_path / "own.json").read_text())["commit"] == "abc"
+    assert (tmp_path / "own.txt").read_text() == "table\n" and "table" in capsys.readouterr().out
