@@ -43,7 +43,6 @@ from repro.experiment import engine  # noqa: E402
 from repro.experiment.superglue import run_superglue  # noqa: E402
 from repro.experiment.superglue_config import SuperGLUEConfig  # noqa: E402
 from repro.methods import get_method  # noqa: E402
-from repro.results import git_commit  # noqa: E402
 from repro.tasks.registry import trainable_task_names  # noqa: E402
 
 PHASES = ("start-up", "training steps", "dev32 checks", "final evaluation", "other")
@@ -150,7 +149,7 @@ def main() -> int:
     real_flops = sum(meter.real_flops.values())
     floor_s = real_flops / (peak * 1e9)
     metrics = {name: r["mean"] for name, r in results.items()}
-    report = {"command": " ".join(["python", *sys.argv]), "commit": git_commit(), "cpu": cpu_model(),
+    report = {"command": " ".join(["python", *sys.argv]), "cpu": cpu_model(),
               "threads": torch.get_num_threads(), "backbone": args.backbone, "task": args.task,
               "method": args.method, "seed": args.seed, "max_batch_tokens": args.max_batch_tokens,
               "bf16_peak_gflops": round(peak, 1), "seed_s": round(total_s, 1), "floor_s": round(floor_s, 1),

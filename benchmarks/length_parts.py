@@ -30,7 +30,6 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from machine import ModelShape, cpu_model, matmul_peak_gflops, rate_line, write_report  # noqa: E402
-from repro.results import git_commit  # noqa: E402
 from repro.core.backbone import load_backbone  # noqa: E402
 from repro.core.training import _backward, epoch_batches, length_parts  # noqa: E402
 from repro.data import data_root  # noqa: E402
@@ -101,8 +100,8 @@ def main() -> int:
     peak = (peak_before + matmul_peak_gflops(torch.bfloat16)) / 2
     real = [sum(item_length(it) for it in b) for b in batches]
     useful = 3 * sum(shape.forward_flops([item_length(it) for it in b]) for b in batches)
-    report = {"command": " ".join(["python", *sys.argv]), "commit": git_commit(),
-              "cpu": cpu_model(), "threads": torch.get_num_threads(), "backbone": args.backbone, "task": args.task,
+    report = {"command": " ".join(["python", *sys.argv]), "cpu": cpu_model(), "threads": torch.get_num_threads(),
+              "backbone": args.backbone, "task": args.task,
               "method": args.method, "batch_size": config.train.batch_size, "batches": len(batches),
               "max_tokens": args.max_tokens, "real_tokens": sum(real), "bf16_peak_gflops": round(peak, 1),
               "load_average_before": load_before, "load_average_after": os.getloadavg()[0],

@@ -18,13 +18,12 @@ import json
 import resource
 import statistics
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
 
 from repro.core.cpu_rates import matmul_gflops
-from repro.results import cpu_model, git_commit
+from repro.results import cpu_model, provenance  # cpu_model re-exported: the benchmarks print it
 
 
 def matmul_peak_gflops(dtype: torch.dtype, size: int = 4096, repeats: int = 8) -> float:
@@ -70,8 +69,8 @@ def write_report(out: str | Path, report: dict, text: str) -> None:
     its own keeps them)."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    stamped = {"commit": git_commit(), "cpu": cpu_model(),
-               "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"), **report}
+    made = provenance()  # what every result file records, under the benchmarks' names
+    stamped = {"commit": made["git_commit"], "cpu": made["cpu_model"], "date": made["date"], **report}
     out.write_text(json.dumps(stamped, indent=2) + "\n")
     out.with_suffix(".txt").write_text(text + "\n")
     print(text)
